@@ -1,0 +1,31 @@
+# Two commands for a fresh machine (see README):
+#   make demo   - set everything up, then run the main job end to end on the embedded demo world
+#   make test   - set everything up, then run the test suite
+# Caches (virtual environment, downloaded wheels, demo data) live outside the checkout.
+
+VIML_HOME ?= $(HOME)/.cache/viml
+VENV ?= $(VIML_HOME)/venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.viml-installed
+
+.PHONY: demo test install lint
+
+demo: install
+	$(VENV)/bin/viml demo
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -x --durations=15
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py scripts/system-deps.sh
+	bash scripts/system-deps.sh
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	# tinysoundfont declares pyaudio (needs PortAudio headers to build) but offline rendering never uses it.
+	$(PY) -m pip install -q --no-deps tinysoundfont
+	$(PY) -m pip install -q -e '.[train,test]'
+	touch $(STAMP)

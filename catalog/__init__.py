@@ -1,0 +1,1 @@
+"""viml.catalog"""

@@ -1,0 +1,29 @@
+"""What a music model returns for one audio signal, segment by segment (the ViML music input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class MusicSegments:
+    """Per-segment outputs of a music model, aligned with `engine.segments.segment_bounds`.
+
+    Any backbone with a fixed-size segment embedding plugs into ViML through this type.
+    """
+
+    starts: np.ndarray  # float64 [S] segment start, seconds from the start of the audio
+    ends: np.ndarray  # float64 [S] segment end, seconds
+    embeddings: np.ndarray  # float32 [S, D] the music input of ViML
+    tag_probabilities: dict[str, np.ndarray]  # vocabulary name (e.g. "MTT") -> float32 [S, T]
+    tag_names: dict[str, list[str]]  # vocabulary name -> its T tag names
+
+    def __post_init__(self) -> None:
+        count = len(self.starts)
+        if self.embeddings.shape[0] != count or len(self.ends) != count:
+            raise ValueError("starts, ends and embeddings must have one row per segment")
+        for vocabulary, probabilities in self.tag_probabilities.items():
+            if probabilities.shape != (count, len(self.tag_names[vocabulary])):
+                raise ValueError(f"tag probabilities for {vocabulary} do not match its tag names")

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# System libraries the product and its tests need that pip cannot install:
+#   libportaudio2  - sounddevice's audio output
+#   pulseaudio     - a real-time-paced null sink for audio/video sync tests
+#   libegl1 etc.   - Qt's offscreen platform plugin
+# Installs only what is missing, and only when it can (root with apt-get); otherwise it says what to install.
+set -euo pipefail
+packages=(libportaudio2 pulseaudio libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    echo "Please install these system packages: ${missing[*]}" >&2
+fi

@@ -1,0 +1,60 @@
+"""The `viml` command: one module per subcommand (beets-style), found in this package.
+
+Each command module `viml/cli/<name>.py` defines `register(subparsers)` that adds its parser and sets
+`func`, and an integer `ORDER` that places it in `viml --help`. Modules import heavy dependencies
+(torch, onnxruntime, Qt) inside their `run` function so `viml --help` stays fast and torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from viml.errors import UserFacingError
+
+
+def command_modules() -> list:
+    modules = [
+        importlib.import_module(f"viml.cli.{info.name}")
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("_")
+    ]
+    return sorted(modules, key=lambda module: (getattr(module, "ORDER", 100), module.__name__))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="viml",
+        description="Find music for video: rank your own music folder for a clip and a prompt.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in command_modules():
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserFacingError as error:
+        print(f"viml: error: {error}", file=sys.stderr)
+        return 1
+
+
+
