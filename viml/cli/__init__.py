@@ -55,6 +55,3 @@ def main(argv: list[str] | None = None) -> int:
     except UserFacingError as error:
         print(f"viml: error: {error}", file=sys.stderr)
         return 1
-
-
-
