@@ -1,0 +1,160 @@
+"""Per-file work of a scan, as pure functions of (file, analyzer) so any pool or cluster can run them.
+
+Two stages per file: `fingerprint` (stat, content hash, file tags; no decode) and `analyze` (decode and
+music model). The scanner runs both in worker processes and writes their results from one process.
+Failures come back as `FileFailure` values, never as exceptions, so one bad file cannot stop a scan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import stat
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from viml.catalog.store import FileTags, Fingerprint
+from viml.engine.music.types import MusicSegments
+
+from viml.errors import MediaError, UserFacingError
+
+DEFAULT_ANALYZER = "viml.engine.music:MusicModel.load"
+AUDIO_EXTENSIONS = frozenset(
+    [".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".aifc", ".wma", ".wv", ".ape", ".mka", ".webm", ".mpc", ".alac"]
+)
+_HASH_CHUNK = 1 << 20
+
+
+@runtime_checkable
+class Analyzer(Protocol):
+    """A music model as the catalog sees it: a stable id (weights hash) and per-file analysis."""
+
+    id: str
+
+    def analyze_file(self, path: str) -> MusicSegments: ...
+
+
+@dataclass
+class FileFailure:
+    path: str
+    size: int | None
+    mtime_ns: int | None
+    kind: str  # unreadable | not-a-file | empty | undecodable | too-short | changed
+    message: str
+
+
+def load_analyzer(spec: str = DEFAULT_ANALYZER) -> Analyzer:
+    """Build an analyzer from 'module:callable' (the callable returns the analyzer, e.g. a loader)."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        target: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise UserFacingError(f"music model {spec!r} is not available: {error}") from error
+    analyzer = target()  # type: ignore[operator]
+    if not isinstance(analyzer, Analyzer):
+        raise UserFacingError(f"{spec!r} did not give a music analyzer (needs .id and .analyze_file)")
+    return analyzer
+
+
+def fingerprint(path: str) -> Fingerprint | FileFailure:
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        return FileFailure(path, None, None, "unreadable", _os_message(error))
+    if not stat.S_ISREG(info.st_mode):
+        return FileFailure(path, None, None, "not-a-file", "not a regular file (device, pipe or socket)")
+    if info.st_size == 0:
+        return FileFailure(path, 0, info.st_mtime_ns, "empty", "file is empty (0 bytes)")
+    try:
+        digest = hashlib.blake2b(digest_size=20)
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as error:
+        return FileFailure(path, info.st_size, info.st_mtime_ns, "unreadable", _os_message(error))
+    file_format, duration, tags = read_file_tags(path)
+    return Fingerprint(
+        path=path,
+        size=info.st_size,
+        mtime_ns=info.st_mtime_ns,
+        hash=digest.hexdigest(),
+        format=file_format or os.path.splitext(path)[1].lstrip(".").lower() or None,
+        duration=duration,
+        tags=tags,
+    )
+
+
+def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
+    try:
+        music = analyzer.analyze_file(fp.path)
+    except MediaError as error:
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "undecodable", error.reason)
+    except OSError as error:
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "unreadable", _os_message(error))
+    if len(music.starts) == 0:
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "too-short", "no audio segment to analyse")
+    try:
+        after = os.stat(fp.path)
+    except OSError as error:
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "unreadable", _os_message(error))
+    if (after.st_size, after.st_mtime_ns) != (fp.size, fp.mtime_ns):
+        # The analysis may mix two versions of the file; the next scan (or --watch) picks it up again.
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "changed", "file changed while it was analysed")
+    return music
+
+
+def read_file_tags(path: str) -> tuple[str | None, float | None, FileTags]:
+    """Container format, duration and title/artist/album/genre/BPM via mutagen; nothing if unreadable."""
+    import mutagen
+
+    try:
+        audio = mutagen.File(path, easy=True)
+    except Exception:  # mutagen raises many types on hostile files; tags are optional, decode decides.
+        return None, None, FileTags()
+    if audio is None:
+        return None, None, FileTags()
+    file_format = type(audio).__name__.removeprefix("Easy").lower()
+    duration = getattr(getattr(audio, "info", None), "length", None)
+
+    def first(key: str) -> str | None:
+        try:
+            values = audio.get(key) if audio.tags is not None else None
+        except (KeyError, ValueError):
+            return None
+        return str(values[0]).strip() or None if values else None
+
+    bpm_text = first("bpm")
+    try:
+        bpm = float(bpm_text) if bpm_text else None
+    except ValueError:
+        bpm = None
+    tags = FileTags(first("title"), first("artist"), first("album"), first("genre"), bpm)
+    return file_format, float(duration) if duration else None, tags
+
+
+def _os_message(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+# --- process-pool entry points (module level so they can be sent to worker processes) --------------
+
+_worker_analyzer: Analyzer | None = None
+
+
+def worker_init(spec: str) -> None:
+    global _worker_analyzer
+    # Each worker uses one thread for the model: parallelism comes from the processes.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker_analyzer = load_analyzer(spec)
+
+
+def worker_fingerprint(path: str) -> Fingerprint | FileFailure:
+    return fingerprint(path)
+
+
+def worker_analyze(fp: Fingerprint) -> MusicSegments | FileFailure:
+    assert _worker_analyzer is not None, "worker_init was not run"
+    return analyze(_worker_analyzer, fp)

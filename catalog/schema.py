@@ -1,0 +1,125 @@
+"""The catalog's SQLite schema and its migrations (beets-style: versioned from day one).
+
+`PRAGMA user_version` holds the schema version; each migration is a list of statements that moves the
+database one version up inside one transaction, so an old catalog upgrades in place and a crash during
+an upgrade leaves the previous version intact.
+
+Tables
+- `contents`: one row per distinct audio content (keyed by content hash), with the analysis summary.
+  Moved or renamed files keep their analysis because tracks point at contents by hash.
+- `segments`: per content, per 10 s segment: offsets, music-model embedding and tag probabilities
+  (float32 blobs; tag columns ordered as in `vocabularies`).
+- `tracks`: one row per file path: size/mtime (the cheap "unchanged" check), file tags, content hash.
+- `retrieval`: per content segment, the embedding in a bundle's retrieval space, keyed by that space's id,
+  so a new bundle re-embeds stored outputs without decoding any audio.
+- `vocabularies`: tag names of each vocabulary (e.g. MTT, MSD) in blob column order.
+- `scan_runs` and `errors`: what each scan did, and every file that could not be catalogued and why.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[list[str]] = [
+    # version 1
+    [
+        """CREATE TABLE contents (
+            hash TEXT PRIMARY KEY,
+            analyzer TEXT NOT NULL,
+            duration REAL NOT NULL,
+            segment_count INTEGER NOT NULL,
+            embedding_dim INTEGER NOT NULL,
+            analyzed_at REAL NOT NULL
+        )""",
+        """CREATE TABLE segments (
+            hash TEXT NOT NULL REFERENCES contents(hash) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            start REAL NOT NULL,
+            end REAL NOT NULL,
+            embedding BLOB NOT NULL,
+            tags BLOB NOT NULL,
+            PRIMARY KEY (hash, idx)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE tracks (
+            path TEXT PRIMARY KEY,
+            path_raw BLOB NOT NULL,
+            folder TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            hash TEXT NOT NULL REFERENCES contents(hash),
+            format TEXT,
+            duration REAL,
+            title TEXT,
+            artist TEXT,
+            album TEXT,
+            genre TEXT,
+            bpm REAL,
+            scan_run INTEGER,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX tracks_hash ON tracks(hash)",
+        "CREATE INDEX tracks_folder ON tracks(folder)",
+        """CREATE TABLE retrieval (
+            space TEXT NOT NULL,
+            hash TEXT NOT NULL REFERENCES contents(hash) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            embedding BLOB NOT NULL,
+            PRIMARY KEY (space, hash, idx)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE vocabularies (
+            name TEXT PRIMARY KEY,
+            position INTEGER NOT NULL,
+            tag_names TEXT NOT NULL
+        )""",
+        """CREATE TABLE scan_runs (
+            id INTEGER PRIMARY KEY,
+            root TEXT NOT NULL,
+            analyzer TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            status TEXT NOT NULL,
+            summary TEXT
+        )""",
+        """CREATE TABLE errors (
+            path TEXT PRIMARY KEY,
+            folder TEXT NOT NULL,
+            size INTEGER,
+            mtime_ns INTEGER,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL,
+            scan_run INTEGER,
+            seen_at REAL NOT NULL
+        )""",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNewError(RuntimeError):
+    pass
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it was at before."""
+    before = connection.execute("PRAGMA user_version").fetchone()[0]
+    if before > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"catalog schema version {before} is newer than this ViML ({SCHEMA_VERSION}); update ViML"
+        )
+    for version in range(before, SCHEMA_VERSION):
+        # BEGIN IMMEDIATE: two processes opening a fresh catalog at once must not both migrate it.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            current = connection.execute("PRAGMA user_version").fetchone()[0]
+            if current > version:
+                connection.execute("COMMIT")
+                continue
+            for statement in MIGRATIONS[version]:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {version + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    return before

@@ -1,0 +1,96 @@
+"""A small analyzer from real audio statistics, for scan-mechanics tests and benchmarks only.
+
+It decodes the file for real (PyAV) and describes each 10 s segment by its log band energies, so hostile
+files fail the way they would with the music model, and embeddings are a deterministic function of the
+audio. It is not a music model: `viml scan` uses the real one unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from viml.engine.music.types import MusicSegments
+from viml.engine.segments import segment_bounds
+
+from viml.errors import MediaError
+
+SAMPLE_RATE = 16000
+BANDS = 32
+_FRAME = 1024
+TAGS = ["loud", "quiet", "bright", "dark", "bassy", "busy"]
+
+
+class StatsAnalyzer:
+    id = "stats-v1"
+
+    def analyze_file(self, path: str) -> MusicSegments:
+        return self.analyze(decode_mono(path), SAMPLE_RATE)
+
+    def analyze(self, audio: np.ndarray, sample_rate: int) -> MusicSegments:
+        duration = len(audio) / sample_rate
+        if duration <= 0:
+            raise MediaError("<audio>", "no audio samples")
+        bounds = segment_bounds(0.0, duration)
+        edges = np.geomspace(20, sample_rate / 2, BANDS + 1)
+        freqs = np.fft.rfftfreq(_FRAME, 1 / sample_rate)
+        band_of = np.clip(np.searchsorted(edges, freqs) - 1, 0, BANDS - 1)
+        embeddings, tags = [], []
+        for segment in bounds:
+            piece = audio[int(segment.start * sample_rate) : int(segment.end * sample_rate)]
+            count = max(1, len(piece) // _FRAME)
+            frames = np.zeros((count, _FRAME), np.float32)
+            usable = piece[: count * _FRAME]
+            frames.reshape(-1)[: len(usable)] = usable
+            power = np.abs(np.fft.rfft(frames * np.hanning(_FRAME), axis=1)) ** 2
+            bands = np.zeros((count, BANDS))
+            np.add.at(bands.T, band_of, power.T)
+            log_bands = np.log10(bands + 1e-9)
+            embeddings.append(np.concatenate([log_bands.mean(0), log_bands.std(0)]))
+            rms = float(np.sqrt(np.mean(piece**2))) if len(piece) else 0.0
+            spectrum = bands.mean(0)
+            centroid = float((spectrum * np.arange(BANDS)).sum() / (spectrum.sum() + 1e-12)) / BANDS
+            bass = float(spectrum[:8].sum() / (spectrum.sum() + 1e-12))
+            flux = float(np.mean(np.abs(np.diff(log_bands, axis=0)))) if count > 1 else 0.0
+            loud = _sigmoid((rms - 0.1) * 30)
+            tags.append([loud, 1 - loud, _sigmoid((centroid - 0.5) * 10), _sigmoid((0.5 - centroid) * 10),
+                         _sigmoid((bass - 0.5) * 10), _sigmoid((flux - 0.5) * 5)])  # fmt: skip
+        return MusicSegments(
+            starts=np.array([s.start for s in bounds]),
+            ends=np.array([s.end for s in bounds]),
+            embeddings=np.asarray(embeddings, dtype=np.float32),
+            tag_probabilities={"STATS": np.asarray(tags, dtype=np.float32)},
+            tag_names={"STATS": list(TAGS)},
+        )
+
+
+def decode_mono(path: str) -> np.ndarray:
+    """Whole file → float32 mono at SAMPLE_RATE; any decoder failure becomes MediaError."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.audio:
+                raise MediaError(path, "no audio stream")
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+            chunks = []
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+    except MediaError:
+        raise
+    except (av.FFmpegError, ValueError, IndexError, EOFError) as error:
+        raise MediaError(path, f"cannot decode audio ({error.__class__.__name__}: {error})") from error
+    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    if len(audio) == 0:
+        raise MediaError(path, "no audio samples")
+    return audio
+
+
+def _sigmoid(x: float) -> float:
+    return float(1 / (1 + np.exp(-x)))
+
+
+def load() -> StatsAnalyzer:
+    return StatsAnalyzer()

@@ -1,0 +1,407 @@
+"""The catalog database: one writer (the scan's main process), any number of readers (WAL).
+
+Every file's result is written in one transaction (content + segments + track row, or an error row), so a
+`kill -9` at any moment leaves either the whole file or nothing; the next scan simply carries on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sqlite_utils
+from viml.catalog.schema import SchemaTooNewError, migrate
+from viml.engine.music.types import MusicSegments
+
+from viml.errors import UserFacingError
+from viml.paths import viml_home
+
+
+def default_catalog_path() -> Path:
+    return viml_home() / "catalog.sqlite"
+
+
+def path_key(path: str | bytes | os.PathLike) -> str:
+    """The text key of a file path; names that are not UTF-8 keep their bytes as \\x escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def folder_key(path: str | bytes | os.PathLike) -> str:
+    return path_key(os.path.dirname(os.fsencode(path)))
+
+
+@dataclass
+class FileTags:
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    genre: str | None = None
+    bpm: float | None = None
+
+
+@dataclass
+class Fingerprint:
+    """What a cheap pass over a file learns without decoding audio."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    format: str | None = None
+    duration: float | None = None
+    tags: FileTags = field(default_factory=FileTags)
+
+
+@dataclass
+class TrackTable:
+    """All catalogued tracks with their segments stacked in one matrix (the ranking input)."""
+
+    paths: list[str]
+    hashes: list[str]
+    starts: np.ndarray  # int64 [T] first row of each track in `embeddings`
+    counts: np.ndarray  # int64 [T] segment count of each track
+    segment_starts: np.ndarray  # float64 [N] segment start seconds
+    embeddings: np.ndarray  # float32 [N, D]
+    info: list[dict]  # per track: format, duration, title, artist, album, genre, bpm, folder
+
+
+class Catalog:
+    def __init__(self, path: str | os.PathLike | None = None, *, readonly: bool = False) -> None:
+        self.path = Path(path) if path is not None else default_catalog_path()
+        if readonly and not self.path.exists():
+            raise UserFacingError(f"no catalog at {self.path}; run `viml scan FOLDER` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) so writes are atomic.
+            self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (not a power cut) and keeps commits cheap.
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            self.connection.execute("PRAGMA foreign_keys=ON")
+            migrate(self.connection)
+        except sqlite3.DatabaseError as error:
+            raise UserFacingError(f"{self.path} is not a usable ViML catalog: {error}") from error
+        except SchemaTooNewError as error:
+            raise UserFacingError(str(error)) from error
+        self.db = sqlite_utils.Database(self.connection)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    # --- scan runs ---------------------------------------------------------------------------------
+
+    def start_run(self, root: str, analyzer: str) -> int:
+        with self.transaction() as c:
+            # A run still marked running was killed: say so instead of leaving it ambiguous.
+            c.execute("UPDATE scan_runs SET status = 'interrupted' WHERE status = 'running'")
+            cursor = c.execute(
+                "INSERT INTO scan_runs (root, analyzer, started_at, status) VALUES (?, ?, ?, 'running')",
+                (root, analyzer, time.time()),
+            )
+            return int(cursor.lastrowid)
+
+    def finish_run(self, run: int, status: str, summary: dict) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE scan_runs SET status = ?, finished_at = ?, summary = ? WHERE id = ?",
+                (status, time.time(), json.dumps(summary), run),
+            )
+
+    # --- reads used by the scanner -----------------------------------------------------------------
+
+    def known_files(self, folder_prefix: str) -> dict[str, tuple[int, int, str | None]]:
+        """path -> (size, mtime_ns, kind) for tracks (kind None) and errors under a folder."""
+        like = _like_prefix(folder_prefix)
+        known: dict[str, tuple[int, int, str | None]] = {}
+        for path, size, mtime in self.connection.execute(
+            "SELECT path, size, mtime_ns FROM tracks WHERE path LIKE ? ESCAPE '\\'", (like,)
+        ):
+            known[path] = (size, mtime, None)
+        for path, size, mtime, kind in self.connection.execute(
+            "SELECT path, size, mtime_ns, kind FROM errors WHERE path LIKE ? ESCAPE '\\'", (like,)
+        ):
+            known.setdefault(
+                path, (size if size is not None else -1, mtime if mtime is not None else -1, kind)
+            )
+        return known
+
+    def has_content(self, content_hash: str, analyzer: str) -> bool:
+        row = self.connection.execute(
+            "SELECT 1 FROM contents WHERE hash = ? AND analyzer = ?", (content_hash, analyzer)
+        ).fetchone()
+        return row is not None
+
+    # --- writes (single writer) --------------------------------------------------------------------
+
+    def write_analysis(self, fingerprint: Fingerprint, analyzer: str, music: MusicSegments, run: int) -> None:
+        """Store a newly analysed file: its content, segments and track row, all or nothing."""
+        with self.transaction() as c:
+            self._ensure_vocabularies(c, music)
+            c.execute("DELETE FROM contents WHERE hash = ?", (fingerprint.hash,))
+            duration = fingerprint.duration or (float(music.ends[-1]) if len(music.ends) else 0.0)
+            c.execute(
+                "INSERT INTO contents VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    fingerprint.hash,
+                    analyzer,
+                    duration,
+                    len(music.starts),
+                    int(music.embeddings.shape[1]),
+                    time.time(),
+                ),
+            )
+            tags = _stack_tags(music)
+            c.executemany(
+                "INSERT INTO segments VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        fingerprint.hash,
+                        i,
+                        float(music.starts[i]),
+                        float(music.ends[i]),
+                        np.ascontiguousarray(music.embeddings[i], dtype=np.float32).tobytes(),
+                        tags[i].tobytes(),
+                    )
+                    for i in range(len(music.starts))
+                ],
+            )
+            self._upsert_track(c, fingerprint, run)
+
+    def link_track(self, fingerprint: Fingerprint, run: int) -> None:
+        """A new or moved file whose content is already analysed: no decode, just a track row."""
+        with self.transaction() as c:
+            self._upsert_track(c, fingerprint, run)
+
+    def touch_track(self, fingerprint: Fingerprint) -> None:
+        """Same content, new mtime (e.g. `touch`): keep everything, remember the new stat."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE tracks SET size = ?, mtime_ns = ? WHERE path = ?",
+                (fingerprint.size, fingerprint.mtime_ns, path_key(fingerprint.path)),
+            )
+
+    def write_error(
+        self, path: str, size: int | None, mtime_ns: int | None, kind: str, message: str, run: int
+    ) -> None:
+        key = path_key(path)
+        with self.transaction() as c:
+            # A file that no longer reads must not keep a stale analysis in the results.
+            c.execute("DELETE FROM tracks WHERE path = ?", (key,))
+            c.execute(
+                "INSERT OR REPLACE INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, folder_key(path), size, mtime_ns, kind, message, run, time.time()),
+            )
+
+    def remove_paths(self, keys: list[str]) -> None:
+        with self.transaction() as c:
+            for key in keys:
+                c.execute("DELETE FROM tracks WHERE path = ?", (key,))
+                c.execute("DELETE FROM errors WHERE path = ?", (key,))
+
+    def _upsert_track(self, c: sqlite3.Connection, fp: Fingerprint, run: int) -> None:
+        key = path_key(fp.path)
+        c.execute("DELETE FROM errors WHERE path = ?", (key,))
+        c.execute(
+            "INSERT OR REPLACE INTO tracks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                os.fsencode(fp.path),
+                folder_key(fp.path),
+                fp.size,
+                fp.mtime_ns,
+                fp.hash,
+                fp.format,
+                fp.duration,
+                fp.tags.title,
+                fp.tags.artist,
+                fp.tags.album,
+                fp.tags.genre,
+                fp.tags.bpm,
+                run,
+                time.time(),
+            ),
+        )
+
+    def _ensure_vocabularies(self, c: sqlite3.Connection, music: MusicSegments) -> None:
+        stored = {
+            name: json.loads(names) for name, names in c.execute("SELECT name, tag_names FROM vocabularies")
+        }
+        for position, name in enumerate(sorted(music.tag_names)):
+            if name not in stored:
+                c.execute(
+                    "INSERT INTO vocabularies VALUES (?, ?, ?)",
+                    (name, position, json.dumps(music.tag_names[name])),
+                )
+            elif stored[name] != list(music.tag_names[name]):
+                raise UserFacingError(
+                    f"the music model's {name} tags differ from the catalog's; use a new --catalog"
+                )
+
+    # --- reads used by ranking ---------------------------------------------------------------------
+
+    def vocabularies(self) -> dict[str, list[str]]:
+        rows = self.connection.execute("SELECT name, tag_names FROM vocabularies ORDER BY position")
+        return {name: json.loads(names) for name, names in rows}
+
+    def tag_names(self) -> list[str]:
+        """All tag columns in blob order, each as 'VOCABULARY:tag'."""
+        return [f"{vocab}:{tag}" for vocab, tags in self.vocabularies().items() for tag in tags]
+
+    def music_segments(self, content_hash: str) -> MusicSegments:
+        rows = self.connection.execute(
+            "SELECT start, end, embedding, tags FROM segments WHERE hash = ? ORDER BY idx", (content_hash,)
+        ).fetchall()
+        vocabularies = self.vocabularies()
+        embeddings = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
+        tags = np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows])
+        probabilities, column = {}, 0
+        for name, names in vocabularies.items():
+            probabilities[name] = tags[:, column : column + len(names)].copy()
+            column += len(names)
+        return MusicSegments(
+            starts=np.array([r[0] for r in rows], dtype=np.float64),
+            ends=np.array([r[1] for r in rows], dtype=np.float64),
+            embeddings=embeddings,
+            tag_probabilities=probabilities,
+            tag_names=vocabularies,
+        )
+
+    def track_row(self, path: str | os.PathLike) -> dict | None:
+        self.connection.row_factory = sqlite3.Row
+        try:
+            row = self.connection.execute(
+                "SELECT * FROM tracks WHERE path = ?", (path_key(os.path.abspath(path)),)
+            ).fetchone()
+        finally:
+            self.connection.row_factory = None
+        return dict(row) if row else None
+
+    def load_tracks(self, space: str | None = None) -> TrackTable:
+        """Every track with its segment embeddings: music-model ones (space None) or a retrieval space's.
+
+        One query, ordered so each track's segments are contiguous; duplicate files share content rows.
+        """
+        if space is None:
+            query = (
+                "SELECT t.path, t.hash, s.start, s.embedding FROM tracks t JOIN segments s ON s.hash = t.hash "
+                "ORDER BY t.path, s.idx"
+            )
+            params: tuple = ()
+        else:
+            query = (
+                "SELECT t.path, t.hash, s.start, r.embedding FROM tracks t "
+                "JOIN segments s ON s.hash = t.hash "
+                "JOIN retrieval r ON r.space = ? AND r.hash = s.hash AND r.idx = s.idx "
+                "ORDER BY t.path, s.idx"
+            )
+            params = (space,)
+        rows = self.connection.execute(query, params).fetchall()
+        info_rows = {
+            r[0]: r[1:]
+            for r in self.connection.execute(
+                "SELECT path, format, duration, title, artist, album, genre, bpm, folder FROM tracks"
+            )
+        }
+        paths: list[str] = []
+        hashes: list[str] = []
+        counts: list[int] = []
+        for path, content_hash, _, _ in rows:
+            if paths and paths[-1] == path:
+                counts[-1] += 1
+            else:
+                paths.append(path)
+                hashes.append(content_hash)
+                counts.append(1)
+        keys = ("format", "duration", "title", "artist", "album", "genre", "bpm", "folder")
+        dim = len(rows[0][3]) // 4 if rows else 0
+        embeddings = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(-1, dim)
+        count_array = np.array(counts, dtype=np.int64)
+        return TrackTable(
+            paths=paths,
+            hashes=hashes,
+            starts=np.concatenate([[0], np.cumsum(count_array)[:-1]]).astype(np.int64)
+            if counts
+            else np.zeros(0, np.int64),
+            counts=count_array,
+            segment_starts=np.array([r[2] for r in rows], dtype=np.float64),
+            embeddings=embeddings,
+            info=[dict(zip(keys, info_rows[p], strict=True)) for p in paths],
+        )
+
+    def segment_tags(self, content_hash: str, first: int, last: int) -> np.ndarray:
+        """Tag probabilities [n, T] of segments first..last (inclusive) of one content."""
+        rows = self.connection.execute(
+            "SELECT tags FROM segments WHERE hash = ? AND idx BETWEEN ? AND ? ORDER BY idx",
+            (content_hash, first, last),
+        ).fetchall()
+        return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
+
+    # --- retrieval embeddings ----------------------------------------------------------------------
+
+    def contents_missing_space(self, space: str) -> list[str]:
+        rows = self.connection.execute(
+            "SELECT DISTINCT t.hash FROM tracks t WHERE NOT EXISTS "
+            "(SELECT 1 FROM retrieval r WHERE r.space = ? AND r.hash = t.hash)",
+            (space,),
+        )
+        return [r[0] for r in rows]
+
+    def write_retrieval(self, space: str, content_hash: str, embeddings: np.ndarray) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM retrieval WHERE space = ? AND hash = ?", (space, content_hash))
+            c.executemany(
+                "INSERT INTO retrieval VALUES (?, ?, ?, ?)",
+                [
+                    (space, content_hash, i, np.ascontiguousarray(row, dtype=np.float32).tobytes())
+                    for i, row in enumerate(embeddings)
+                ],
+            )
+
+    # --- summaries ---------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        one = self.connection.execute
+        return {
+            "tracks": one("SELECT COUNT(*) FROM tracks").fetchone()[0],
+            "segments": one("SELECT COUNT(*) FROM tracks t JOIN segments s ON s.hash = t.hash").fetchone()[0],
+            "errors": one("SELECT COUNT(*) FROM errors").fetchone()[0],
+        }
+
+    def errors(self) -> list[dict]:
+        rows = self.connection.execute("SELECT path, kind, message FROM errors ORDER BY path")
+        return [{"path": p, "kind": k, "message": m} for p, k, m in rows]
+
+
+def _stack_tags(music: MusicSegments) -> np.ndarray:
+    columns = [music.tag_probabilities[name] for name in sorted(music.tag_names)]
+    if not columns:
+        return np.zeros((len(music.starts), 0), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)
+
+
+def _like_prefix(folder: str) -> str:
+    escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.rstrip("/") + "/%"
