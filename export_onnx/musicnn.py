@@ -1,0 +1,236 @@
+"""Convert musicnn's TensorFlow checkpoints (read out of its PyPI wheel) to torch and ONNX.
+
+Needs torch and onnx (the `train` extra) but neither TensorFlow nor musicnn's code: the wheel is a zip,
+the checkpoints are read by `tf_checkpoint`, the tag names are parsed (not executed) from
+`configuration.py`. Output: `<models_dir>/musicnn/{MTT,MSD}_musicnn.onnx` + `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from viml.engine.music.frontend import FRONT_END
+from viml.engine.music.manifest import (
+    CONVERTER_VERSION,
+    MANIFEST_NAME,
+    MODEL_NAMES,
+    MUSICNN_VERSION,
+    model_folder,
+    sha256_file,
+)
+
+from viml.errors import UserFacingError, WeightsUnavailableError
+from viml.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+WHEEL_NAME = f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl"
+# Where developers of this project keep downloaded wheels (checked after the product's own cache).
+_DEV_WHEEL_CACHE = Path.home() / ".cache" / "viml" / "wheels"
+# Largest difference tolerated between torch and ONNX outputs at conversion time.
+_EXPORT_TOLERANCE = 1e-4
+
+
+class WheelSource:
+    """Files of the musicnn distribution, from a wheel zip or an installed package folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._zip = zipfile.ZipFile(path) if path.is_file() else None
+
+    def read(self, relative: str) -> bytes:
+        if self._zip is not None:
+            return self._zip.read(relative)
+        return (self.path / relative).read_bytes()
+
+    def describe(self) -> dict:
+        info = {"source": str(self.path), "version": MUSICNN_VERSION}
+        if self._zip is not None:
+            info["wheel_sha256"] = sha256_file(self.path)
+        return info
+
+    def licence(self) -> str:
+        for candidate in (f"musicnn-{MUSICNN_VERSION}.dist-info/LICENSE.md", "LICENSE.md"):
+            try:
+                return self.read(candidate).decode("utf-8").strip()
+            except (KeyError, FileNotFoundError):
+                continue
+        raise UserFacingError(f"{self.path}: the musicnn licence text is missing; refusing to convert")
+
+    def labels(self) -> dict[str, list[str]]:
+        """MTT_LABELS / MSD_LABELS from configuration.py, parsed as literals (never executed)."""
+        tree = ast.parse(self.read("musicnn/configuration.py").decode("utf-8"))
+        labels = {}
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                name = node.targets[0].id
+                if name.endswith("_LABELS"):
+                    labels[name.removesuffix("_LABELS")] = list(ast.literal_eval(node.value))
+        return labels
+
+
+def _installed_package_root() -> Path | None:
+    # find_spec locates a top-level package without executing it (musicnn imports TensorFlow).
+    spec = importlib.util.find_spec("musicnn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    return package.parent if (package / "MTT_musicnn" / ".index").exists() else None
+
+
+def find_musicnn(explicit: Path | None = None, download: bool = True) -> WheelSource:
+    """The musicnn files: an explicit wheel/folder, the installed package, a cached wheel, or pip download."""
+    if explicit is not None:
+        if not explicit.exists():
+            raise WeightsUnavailableError(f"{explicit}: no such musicnn wheel or folder")
+        return WheelSource(explicit)
+    candidates = [Path(p) for p in [os.environ.get("VIML_MUSICNN_WHEEL")] if p]
+    installed = _installed_package_root()
+    if installed:
+        candidates.append(installed)
+    candidates += [cache_dir() / "wheels" / WHEEL_NAME, _DEV_WHEEL_CACHE / WHEEL_NAME]
+    for candidate in candidates:
+        if candidate.exists():
+            return WheelSource(candidate)
+    if download:
+        target = cache_dir() / "wheels"
+        log.info("downloading %s into %s", WHEEL_NAME, target)
+        command = [sys.executable, "-m", "pip", "download", f"musicnn=={MUSICNN_VERSION}", "--no-deps"]
+        result = subprocess.run([*command, "-d", str(target)], capture_output=True, text=True)
+        if result.returncode == 0 and (target / WHEEL_NAME).exists():
+            return WheelSource(target / WHEEL_NAME)
+        log.debug("pip download failed: %s", result.stderr[-2000:])
+    raise WeightsUnavailableError(
+        f"the musicnn {MUSICNN_VERSION} wheel was not found and could not be downloaded; "
+        f"run `pip download musicnn=={MUSICNN_VERSION} --no-deps -d {cache_dir() / 'wheels'}` "
+        "or pass --wheel PATH"
+    )
+
+
+def load_checkpoint(source: WheelSource, model_name: str) -> dict[str, np.ndarray]:
+    from viml.export_onnx.tf_checkpoint import read_tensors
+
+    index = source.read(f"musicnn/{model_name}/.index")
+    data = source.read(f"musicnn/{model_name}/.data-00000-of-00001")
+    return read_tensors(index, data)
+
+
+def _export_onnx(model, path: Path) -> None:
+    import torch
+
+    example = torch.zeros(2, FRONT_END.patch_frames, FRONT_END.n_mels)
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=["patches"],
+        output_names=["probabilities", "penultimate"],
+        dynamic_axes={"patches": {0: "batch"}, "probabilities": {0: "batch"}, "penultimate": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def _check_onnx(model, path: Path) -> float:
+    """Max abs difference between torch and onnxruntime on a few random log-mel patches."""
+    import onnxruntime
+    import torch
+
+    patches = np.random.default_rng(0).uniform(0, 3, (3, FRONT_END.patch_frames, FRONT_END.n_mels))
+    patches = patches.astype(np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(patches))]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"patches": patches})
+    return float(max(np.abs(a - e).max() for a, e in zip(actual, expected, strict=True)))
+
+
+def _up_to_date(folder: Path, source_info: dict) -> bool:
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.exists():
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if manifest.get("converter_version") != CONVERTER_VERSION:
+        return False
+    if (
+        source_info.get("wheel_sha256")
+        and manifest["source"].get("wheel_sha256") != source_info["wheel_sha256"]
+    ):
+        return False
+    for entry in manifest.get("models", {}).values():
+        onnx_path = folder / entry["file"]
+        if not onnx_path.exists() or sha256_file(onnx_path) != entry["sha256"]:
+            return False
+    return set(manifest.get("models", {})) == set(MODEL_NAMES)
+
+
+def convert(wheel: Path | None = None, output: Path | None = None, force: bool = False) -> Path:
+    """Convert MTT_musicnn and MSD_musicnn to ONNX; returns the model folder. Skips if up to date."""
+    source = find_musicnn(wheel)
+    folder = output or model_folder()
+    source_info = source.describe()
+    if not force and _up_to_date(folder, source_info):
+        log.info("musicnn models in %s are up to date", folder)
+        return folder
+    import torch  # only now: checking an up-to-date folder stays fast
+    from viml.export_onnx.musicnn_torch import from_tf_tensors
+
+    labels = source.labels()
+    folder.mkdir(parents=True, exist_ok=True)
+    models = {}
+    with tempfile.TemporaryDirectory(dir=folder) as staging:
+        for name in MODEL_NAMES:
+            vocabulary = name.split("_")[0]
+            model = from_tf_tensors(load_checkpoint(source, name))
+            staged = Path(staging) / f"{name}.onnx"
+            with torch.no_grad():
+                _export_onnx(model, staged)
+            difference = _check_onnx(model, staged)
+            if difference > _EXPORT_TOLERANCE:
+                raise RuntimeError(f"{name}: ONNX differs from torch by {difference:.2e}")
+            validation = source.read(f"musicnn/{name}/experiment.result").decode("utf-8", "replace").strip()
+            models[name] = {
+                "file": f"{name}.onnx",
+                "sha256": sha256_file(staged),
+                "vocabulary": vocabulary,
+                "tags": labels[vocabulary],
+                "inputs": {"patches": ["batch", FRONT_END.patch_frames, FRONT_END.n_mels]},
+                "outputs": {
+                    "probabilities": ["batch", len(labels[vocabulary])],
+                    "penultimate": ["batch", 200],
+                },
+                "parameters": int(sum(p.numel() for p in model.parameters())),
+                "onnx_vs_torch_max_abs_difference": difference,
+                "validation_result": validation,
+            }
+            log.info("converted %s (ONNX vs torch max diff %.1e)", name, difference)
+        for name in MODEL_NAMES:
+            os.replace(Path(staging) / f"{name}.onnx", folder / f"{name}.onnx")
+    manifest = {
+        "name": "musicnn",
+        "converter_version": CONVERTER_VERSION,
+        "source": source_info,
+        "licence": "ISC",
+        "licence_text": source.licence(),
+        "front_end": FRONT_END.as_dict(),
+        "embedding": "mean over a segment's patches of the 200-d 'penultimate' layer, MTT then MSD",
+        "models": models,
+    }
+    (folder / "LICENSE-musicnn.md").write_text(manifest["licence_text"] + "\n")
+    temporary = folder / (MANIFEST_NAME + ".tmp")
+    temporary.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(temporary, folder / MANIFEST_NAME)
+    return folder
