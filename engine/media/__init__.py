@@ -1,0 +1,16 @@
+"""Media decoding with PyAV: `probe`, `read_audio` (for the music model) and `video_segment_frames`
+(for the frame encoder). Every unreadable input raises `viml.errors.MediaError` with a clear reason."""
+
+from .audio import read_audio
+from .container import MediaInfo, probe
+from .video import DEFAULT_SHORT_SIDE, SegmentFrames, iter_segment_frames, video_segment_frames
+
+__all__ = [
+    "DEFAULT_SHORT_SIDE",
+    "MediaInfo",
+    "SegmentFrames",
+    "iter_segment_frames",
+    "probe",
+    "read_audio",
+    "video_segment_frames",
+]
