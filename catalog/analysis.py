@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -19,9 +20,29 @@ from viml.engine.music.types import MusicSegments
 
 from viml.errors import MediaError, UserFacingError
 
-DEFAULT_ANALYZER = "viml.engine.music:MusicModel.load"
+DEFAULT_ANALYZER = "viml.catalog.analysis:load_music_model"
 AUDIO_EXTENSIONS = frozenset(
-    [".mp3", ".wav", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".aif", ".aiff", ".aifc", ".wma", ".wv", ".ape", ".mka", ".webm", ".mpc", ".alac"]
+    [
+        ".mp3",
+        ".wav",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".aif",
+        ".aiff",
+        ".aifc",
+        ".wma",
+        ".wv",
+        ".ape",
+        ".mka",
+        ".webm",
+        ".mpc",
+        ".alac",
+    ]
 )
 _HASH_CHUNK = 1 << 20
 
@@ -57,6 +78,26 @@ def load_analyzer(spec: str = DEFAULT_ANALYZER) -> Analyzer:
     if not isinstance(analyzer, Analyzer):
         raise UserFacingError(f"{spec!r} did not give a music analyzer (needs .id and .analyze_file)")
     return analyzer
+
+
+class MusicModelAnalyzer:
+    """The product's music model (musicnn taggers on onnxruntime) with an id naming its exact weights."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+        manifest = json.dumps(getattr(model, "manifest", {}), sort_keys=True).encode("utf-8")
+        self.id = "musicnn-" + hashlib.sha256(manifest).hexdigest()[:16]
+
+    def analyze_file(self, path: str) -> MusicSegments:
+        return self.model.analyze_file(path)  # type: ignore[attr-defined]
+
+
+def load_music_model() -> MusicModelAnalyzer:
+    from viml.engine.music.runtime import MusicModel
+
+    # One onnxruntime thread per worker process: the scan parallelises over files instead.
+    threads = int(os.environ.get("VIML_ANALYZER_THREADS", "0")) or None
+    return MusicModelAnalyzer(MusicModel.load(threads=threads))
 
 
 def fingerprint(path: str) -> Fingerprint | FileFailure:
@@ -148,6 +189,7 @@ def worker_init(spec: str) -> None:
     global _worker_analyzer
     # Each worker uses one thread for the model: parallelism comes from the processes.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("VIML_ANALYZER_THREADS", "1")
     _worker_analyzer = load_analyzer(spec)
 
 

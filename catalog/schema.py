@@ -14,6 +14,7 @@ Tables
   so a new bundle re-embeds stored outputs without decoding any audio.
 - `vocabularies`: tag names of each vocabulary (e.g. MTT, MSD) in blob column order.
 - `scan_runs` and `errors`: what each scan did, and every file that could not be catalogued and why.
+- `used_tracks` (v2): tracks already placed in an edit (`suggest --exclude-used` leaves them out).
 """
 
 from __future__ import annotations
@@ -89,6 +90,14 @@ MIGRATIONS: list[list[str]] = [
             message TEXT NOT NULL,
             scan_run INTEGER,
             seen_at REAL NOT NULL
+        )""",
+    ],
+    # version 2: tracks already placed in an edit, so suggestions can leave them out
+    [
+        """CREATE TABLE used_tracks (
+            path TEXT PRIMARY KEY,
+            used_at REAL NOT NULL,
+            note TEXT
         )""",
     ],
 ]

@@ -73,9 +73,9 @@ class TrackTable:
 
 
 class Catalog:
-    def __init__(self, path: str | os.PathLike | None = None, *, readonly: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike | None = None, *, must_exist: bool = False) -> None:
         self.path = Path(path) if path is not None else default_catalog_path()
-        if readonly and not self.path.exists():
+        if must_exist and not self.path.exists():
             raise UserFacingError(f"no catalog at {self.path}; run `viml scan FOLDER` first")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -379,6 +379,9 @@ class Catalog:
                     for i, row in enumerate(embeddings)
                 ],
             )
+
+    def used_paths(self) -> set[str]:
+        return {row[0] for row in self.connection.execute("SELECT path FROM used_tracks")}
 
     # --- summaries ---------------------------------------------------------------------------------
 

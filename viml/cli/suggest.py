@@ -1,0 +1,189 @@
+"""`viml suggest [VIDEO] --in T --out T [--prompt TEXT]`: rank catalogued music for a clip and/or a prompt."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from viml.cli.scan import add_catalog_arguments
+from viml.errors import UserFacingError
+
+ORDER = 30
+
+
+def parse_time(text: str) -> float:
+    """Seconds from '75', '75.5', '1:15', '01:01:15.5'."""
+    if not re.fullmatch(r"\d+(\.\d+)?|(\d+:){1,2}\d+(\.\d+)?", text.strip()):
+        raise argparse.ArgumentTypeError(f"bad time {text!r}: use seconds (75.5) or [h:]m:s (1:15.5)")
+    seconds = 0.0
+    for part in text.strip().split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+def parse_range(text: str) -> tuple[float | None, float | None]:
+    low, sep, high = text.partition("-")
+    try:
+        if not sep:
+            return float(low), float(low)
+        return (float(low) if low else None), (float(high) if high else None)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad range {text!r}: use MIN-MAX, MIN- or -MAX") from None
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters")
+    group.add_argument(
+        "--duration", type=parse_range, metavar="MIN-MAX", help="track length in seconds, e.g. 60-240"
+    )
+    group.add_argument("--genre", help="file-tag genre contains this text (case-insensitive)")
+    group.add_argument("--bpm", type=parse_range, metavar="MIN-MAX", help="file-tag BPM range, e.g. 90-120")
+    group.add_argument("--folder", help="only tracks under this folder")
+    group.add_argument(
+        "--exclude", action="append", default=[], metavar="TRACK", help="leave out this track (repeatable)"
+    )
+    group.add_argument(
+        "--exclude-used", action="store_true", help="leave out tracks marked used (see --mark-used)"
+    )
+
+
+def filters_from(args: argparse.Namespace):
+    from viml.catalog.search import Filters
+
+    duration = args.duration or (None, None)
+    bpm = args.bpm or (None, None)
+    return Filters(
+        min_duration=duration[0], max_duration=duration[1], genre=args.genre, min_bpm=bpm[0], max_bpm=bpm[1],
+        folder=args.folder, exclude=set(args.exclude), exclude_used=args.exclude_used,
+    )  # fmt: skip
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", "--top", type=int, default=10, help="how many tracks (default 10)")
+    parser.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "otio"],
+        default="table",
+        help="output format (default table)",
+    )
+    parser.add_argument("-o", "--output", metavar="PATH", help="write to this file instead of the terminal")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "suggest",
+        help="rank your music for a video clip and/or a text prompt, with the best part of each track",
+        description=(
+            "Rank catalogued tracks for a clip (VIDEO with --in/--out) and/or a --prompt. Each result has "
+            "its best start offset for a piece of music as long as the clip, the score, matched tags and "
+            "a match curve. --format otio writes an OpenTimelineIO timeline with the clip and the music."
+        ),
+    )
+    parser.add_argument("video", nargs="?", help="video file (omit for a prompt-only search)")
+    parser.add_argument(
+        "--in", dest="start", type=parse_time, default=0.0, metavar="T", help="clip in point (default 0)"
+    )
+    parser.add_argument(
+        "--out", dest="end", type=parse_time, metavar="T", help="clip out point (default: 30 s after in)"
+    )
+    parser.add_argument("--prompt", help="what the music should be like, in words")
+    parser.add_argument(
+        "--influence", type=float, default=0.5, metavar="W",
+        help="how much the prompt counts against the picture, 0..1 (default 0.5)",
+    )  # fmt: skip
+    add_catalog_arguments(parser)
+    add_filter_arguments(parser)
+    add_output_arguments(parser)
+    parser.add_argument(
+        "--mark-used", action="store_true", help="remember the top track as used in this edit"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from viml.catalog.bundle_link import open_bundle
+    from viml.catalog.retrieval import ensure_space
+    from viml.catalog.search import mark_used, suggest
+    from viml.catalog.store import Catalog
+
+    if args.video is None and not args.prompt:
+        raise UserFacingError("give a VIDEO clip, a --prompt, or both")
+    if not 0.0 <= args.influence <= 1.0:
+        raise UserFacingError("--influence must be between 0 and 1")
+    end = args.end if args.end is not None else args.start + 30.0
+    if args.video is not None and end <= args.start:
+        raise UserFacingError(f"--out ({end} s) must be after --in ({args.start} s)")
+    space, encoder = open_bundle(args.bundle)
+    with Catalog(args.catalog, must_exist=True) as catalog:
+        ensure_space(catalog, space, progress=sys.stderr.isatty())
+        query = encoder.encode_query(args.video, args.start, end, args.prompt, args.influence)
+        clip_seconds = end - args.start if args.video is not None else None
+        results = suggest(catalog, space.id, query, clip_seconds, args.prompt, filters_from(args), args.top)
+        if args.mark_used and results:
+            mark_used(catalog, [results[0].path], note=args.video)
+    emit(results, args, clip_seconds, video=args.video, video_in=args.start)
+    return 0
+
+
+def emit(
+    results,
+    args: argparse.Namespace,
+    clip_seconds: float | None,
+    video: str | None = None,
+    video_in: float = 0.0,
+) -> None:
+    from viml.catalog.export import SUGGESTION_FIELDS, to_csv
+
+    rows = [r.as_dict() for r in results]
+    if args.format == "otio":
+        from viml.catalog.otio_export import MusicPlacement, build_timeline, write_timeline
+
+        if not args.output:
+            raise UserFacingError("--format otio needs --output PATH.otio")
+        length = clip_seconds or (results[0].end - results[0].start if results else 0.0)
+        placements = [MusicPlacement(r.path, r.start, r.title, r.duration) for r in results]
+        write_timeline(build_timeline(placements, length, video, video_in), args.output)
+        print(f"wrote {args.output}: {len(placements)} music tracks" + (f" against {video}" if video else ""))
+        return
+    if args.format == "json":
+        text = json.dumps(rows, indent=2, ensure_ascii=False)
+    elif args.format == "csv":
+        text = to_csv(rows, SUGGESTION_FIELDS)
+    else:
+        text = table(results)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text + ("" if text.endswith("\n") else "\n"))
+    else:
+        print(text)
+
+
+def table(results) -> str:
+    if not results:
+        return "no tracks match"
+    lines = [f"{'#':>2}  {'score':>6}  {'best part':>13}  {'track':<40}  tags"]
+    for r in results:
+        name = r.title or r.path.rsplit("/", 1)[-1]
+        if r.artist:
+            name = f"{r.artist} – {name}"
+        tags = ", ".join(t["tag"] for t in r.matched_tags)
+        lines.append(
+            f"{r.rank:>2}  {r.score:6.3f}  {_clock(r.start):>6}-{_clock(r.end):<6}  {name[:40]:<40}  {tags}"
+        )
+        lines.append(f"{'':>26}curve {sparkline(r.curve)}")
+    return "\n".join(lines)
+
+
+def sparkline(values: list[float]) -> str:
+    if not values:
+        return ""
+    bars = "▁▂▃▄▅▆▇█"
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    return "".join(bars[int((v - low) / span * (len(bars) - 1))] for v in values[:60])
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
