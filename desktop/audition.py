@@ -1,0 +1,176 @@
+"""Audition: play a suggested piece of music in sync with the video player, through sounddevice.
+
+The video player is the master clock. The GUI thread publishes (monotonic time, video position, rate)
+into a `PlayerClock` whenever the player reports its position; the audio callback extrapolates that
+clock to the moment its buffer reaches the speaker (PortAudio's DAC time), and reads the music from
+`music_offset + (video_position - clip_in)`. Playback stays contiguous while the two agree within
+`tolerance`, and jumps to the right place when they do not (seek, pause, a stalled device).
+
+Every callback is logged (`log`) so tests and the UI can check what really went out of the device.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from viml.errors import UserFacingError
+
+log = logging.getLogger(__name__)
+
+
+class AudioUnavailableError(UserFacingError):
+    """No audio output could be opened (no PortAudio library, no device, or the device refused)."""
+
+
+class PlayerClock:
+    """The video position as seen from any thread: the last report, extrapolated while playing."""
+
+    def __init__(self) -> None:
+        self._state = (time.monotonic(), 0.0, 0.0)  # replaced whole, so readers never see half an update
+
+    def update(self, position_seconds: float, playing: bool, rate: float = 1.0) -> None:
+        self._state = (time.monotonic(), float(position_seconds), float(rate) if playing else 0.0)
+
+    def position_at(self, monotonic_time: float) -> float:
+        stamp, position, rate = self._state
+        return position + (monotonic_time - stamp) * rate
+
+    @property
+    def rate(self) -> float:
+        return self._state[2]
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    dac_time: float  # monotonic seconds when this buffer's first sample reaches the output
+    music_position: float  # seconds into the music file of that first sample (NaN for silence)
+    video_position: float  # the clock's video position at dac_time
+    frames: int
+    resynced: bool
+
+
+class AuditionEngine:
+    """One output stream at a time, fed from an in-memory music buffer (mono or stereo float32)."""
+
+    def __init__(
+        self,
+        clock: PlayerClock,
+        device: int | str | None = None,
+        sample_rate: int = 48000,
+        tolerance: float = 0.040,
+        keep_log: int = 4000,
+    ) -> None:
+        self.clock = clock
+        self.device = device
+        self.sample_rate = sample_rate
+        self.tolerance = tolerance
+        self.log: list[CallbackRecord] = []
+        self._keep_log = keep_log
+        self._stream = None
+        self._lock = threading.Lock()
+        self._music = np.zeros((0, 2), np.float32)
+        self._music_start = 0.0  # seconds into the file of self._music[0]
+        self._offset = 0.0
+        self._clip_in = 0.0
+        self._cursor: int | None = None  # next frame index into self._music
+        self.gain = 1.0
+
+    @staticmethod
+    def output_available(device: int | str | None = None) -> str | None:
+        """None when an output device can be opened, else the reason (shown to the user)."""
+        try:
+            import sounddevice
+        except OSError as error:  # the PortAudio shared library is missing
+            return f"no audio library ({error}); install PortAudio (libportaudio2)"
+        try:
+            sounddevice.check_output_settings(device=device, channels=2, dtype="float32")
+        except Exception as error:
+            return f"no audio output device ({error})"
+        return None
+
+    def load(self, music: np.ndarray, sample_rate: int, music_start: float, offset: float, clip_in: float):
+        """Music samples beginning `music_start` s into the file; play file time `offset` at `clip_in`."""
+        if sample_rate != self.sample_rate:
+            import soxr
+
+            music = soxr.resample(music, sample_rate, self.sample_rate, quality="HQ")
+        music = np.asarray(music, np.float32)
+        if music.ndim == 1:
+            music = np.repeat(music[:, None], 2, axis=1)
+        with self._lock:
+            self._music = np.ascontiguousarray(music[:, :2])
+            self._music_start = float(music_start)
+            self._offset = float(offset)
+            self._clip_in = float(clip_in)
+            self._cursor = None
+        self.log.clear()
+
+    def start(self) -> None:
+        if self._stream is not None:
+            return
+        try:
+            import sounddevice
+        except OSError as error:
+            raise AudioUnavailableError(f"cannot play music: no audio library ({error})") from error
+        try:
+            self._stream = sounddevice.OutputStream(
+                device=self.device,
+                samplerate=self.sample_rate,
+                channels=2,
+                dtype="float32",
+                latency="low",
+                callback=self._callback,
+            )
+            self._stream.start()
+        except Exception as error:
+            self._stream = None
+            raise AudioUnavailableError(f"cannot play music: audio output failed ({error})") from error
+
+    def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception as error:  # a device that vanished mid-play must not take the app down
+                log.warning("closing the audio stream failed: %s", error)
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None
+
+    def expected_music_position(self, video_position: float) -> float:
+        return self._offset + (video_position - self._clip_in)
+
+    def _callback(self, out: np.ndarray, frames: int, timing, status) -> None:
+        # PortAudio reports times on its own clock: map them onto time.monotonic().
+        now = time.monotonic()
+        delay = min(max(timing.outputBufferDacTime - timing.currentTime, 0.0), 1.0)
+        dac_time = now + delay
+        video = self.clock.position_at(dac_time)
+        out.fill(0.0)
+        with self._lock:
+            if self.clock.rate == 0.0 or len(self._music) == 0:
+                self._cursor = None  # paused: silence, and pick up at the right place on resume
+                self._record(dac_time, float("nan"), video, frames, False)
+                return
+            wanted = round((self.expected_music_position(video) - self._music_start) * self.sample_rate)
+            resynced = self._cursor is None or abs(self._cursor - wanted) > self.tolerance * self.sample_rate
+            if resynced:
+                self._cursor = wanted
+            cursor = self._cursor
+            begin, end = max(cursor, 0), min(cursor + frames, len(self._music))
+            if end > begin:
+                out[begin - cursor : end - cursor] = self._music[begin:end] * self.gain
+            self._cursor = cursor + frames
+            self._record(dac_time, self._music_start + cursor / self.sample_rate, video, frames, resynced)
+
+    def _record(self, dac_time, music_position, video, frames, resynced) -> None:
+        if len(self.log) >= self._keep_log:
+            del self.log[: self._keep_log // 2]
+        self.log.append(CallbackRecord(dac_time, music_position, video, frames, resynced))

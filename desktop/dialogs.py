@@ -1,0 +1,203 @@
+"""Dialogs: settings, batch tagging a folder, and picking a clip out of an editor's timeline."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from viml.desktop import backend, workers
+from viml.desktop.settings import AppSettings
+
+from viml.errors import UserFacingError
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.settings = settings
+        self.bundle = QLineEdit(settings.bundle or "", placeholderText="default bundle (viml bundle default)")
+        self.catalog = QLineEdit(settings.catalog or "", placeholderText=str(backend.catalog_path(None)))
+        self.providers = QComboBox()
+        self.providers.addItems(["auto", "gpu", "cpu"])
+        self.providers.setCurrentText(settings.providers)
+        self.llm = QLineEdit(settings.llm_server or "", placeholderText="http://localhost:8080/v1 (optional)")
+        form = QFormLayout(self)
+        form.addRow("Model bundle", self.bundle)
+        form.addRow("Catalog", self.catalog)
+        form.addRow("Providers", self.providers)
+        form.addRow("LLM server for prompts", self.llm)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def accept(self) -> None:
+        self.settings.bundle = self.bundle.text().strip() or None
+        self.settings.catalog = self.catalog.text().strip() or None
+        self.settings.providers = self.providers.currentText()
+        self.settings.llm_server = self.llm.text().strip() or None
+        super().accept()
+
+
+class BatchTagDialog(QDialog):
+    """Tag a folder with the music model through `viml tag` (optionally writing tags into the files)."""
+
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Batch tag a folder")
+        self.resize(640, 420)
+        self.folder = QLineEdit(placeholderText="Music folder to tag")
+        browse = QPushButton("Browse…")
+        self.write_tags = QCheckBox("Write genre/mood into the files (MusicBrainz Picard conventions)")
+        self.start_button = QPushButton("Tag")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.hide()
+        self.status = QLabel("Tags come from the music model; nothing is written unless you tick the box.")
+        self.status.setObjectName("hint")
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["File", "Tags"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().hide()
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        actions = QHBoxLayout()
+        actions.addWidget(self.write_tags, 1)
+        actions.addWidget(self.start_button)
+        actions.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addLayout(actions)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+        browse.clicked.connect(self._browse)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.task: workers.Task | None = None
+        self.settings = settings
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder to tag")
+        if folder:
+            self.folder.setText(folder)
+
+    def start(self) -> None:
+        folder = self.folder.text().strip()
+        if not os.path.isdir(folder):
+            self.status.setText(f"{folder or 'Nothing'}: choose an existing folder")
+            return
+        write = self.write_tags.isChecked()
+        self.task = workers.Task(lambda token: run_tag_command(folder, write, token))
+        self.task.signals.result.connect(self.show_tags)
+        self.task.signals.error.connect(self.status.setText)
+        self.task.signals.cancelled.connect(lambda: self.status.setText("Cancelled."))
+        self.task.signals.finished.connect(self._finished)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.show()
+        self.status.setText(f"Tagging {folder}…")
+        workers.start(self.task)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.token.cancel()
+
+    def _finished(self) -> None:
+        self.task = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.hide()
+
+    def show_tags(self, rows: list[tuple[str, str]]) -> None:
+        self.table.setRowCount(len(rows))
+        for number, (path, tags) in enumerate(rows):
+            self.table.setItem(number, 0, QTableWidgetItem(os.path.basename(path)))
+            self.table.setItem(number, 1, QTableWidgetItem(tags))
+            self.table.item(number, 0).setToolTip(path)
+        self.table.resizeColumnToContents(0)
+        self.status.setText(f"{len(rows)} files tagged.")
+
+
+def run_tag_command(folder: str, write: bool, token: workers.Token) -> list[tuple[str, str]]:
+    """`viml tag FOLDER --json FILE` in a child process (cancellable); (path, tags) per file."""
+    with tempfile.TemporaryDirectory() as scratch:
+        output = os.path.join(scratch, "tags.json")
+        command = [sys.executable, "-m", "viml.cli", "tag", folder, "--json", output]
+        if write:
+            command.append("--write-tags")
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while process.poll() is None:
+            if token.cancelled:
+                process.terminate()
+                process.wait()
+                token.checkpoint()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.2)
+        error = process.stderr.read() if process.stderr else ""
+        if process.returncode != 0:
+            lines = error.strip().splitlines()
+            raise UserFacingError(
+                lines[-1] if lines else f"viml tag failed (exit status {process.returncode})"
+            )
+        with open(output, encoding="utf-8") as stream:
+            data = json.load(stream)
+    return parse_tag_json(data)
+
+
+def parse_tag_json(data) -> list[tuple[str, str]]:
+    """Accepts `viml tag --json` output: a list of per-file objects (or {"files": [...]})."""
+    items = data.get("files", data.get("tracks", [])) if isinstance(data, dict) else data
+    rows = []
+    for item in items:
+        tags = item.get("top_tags") or item.get("tags") or []
+        names = [t if isinstance(t, str) else t.get("tag", "") for t in tags]
+        rows.append((item.get("path", "?"), ", ".join(names) or item.get("error", "")))
+    return rows
+
+
+def pick_timeline_clip(window, path: str) -> None:
+    """Read a timeline in the background, then let the user choose which clip to open."""
+
+    def chosen(clips) -> None:
+        if not clips:
+            window.show_message(f"{path}: no clips with local media in this timeline")
+            return
+        labels = [f"{name}  ({start:.1f}–{end:.1f} s)" for name, _media, start, end in clips]
+        label, ok = QInputDialog.getItem(window, "Pick a clip", "Clip from the timeline:", labels, 0, False)
+        if ok:
+            name, media, start, end = clips[labels.index(label)]
+            window.open_video(media, start, end)
+
+    task = workers.Task(lambda token: backend.timeline_clips(path))
+    task.signals.result.connect(chosen, Qt.QueuedConnection)
+    task.signals.error.connect(window.show_message)
+    workers.start(task)

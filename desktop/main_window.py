@@ -1,0 +1,476 @@
+"""The main window: library on the left, the clip and the prompt in the middle, results below.
+
+Views and wiring only: long work goes to `workers` (thread pool) and `backend` (the product API).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThreadPool, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+from viml.desktop import backend, workers
+from viml.desktop.audition import AuditionEngine
+from viml.desktop.library import LibraryPanel
+from viml.desktop.player import ClipPlayer
+from viml.desktop.results import MatchCurveDelegate, ResultsModel, Suggestion
+from viml.desktop.settings import AppSettings
+from viml.desktop.style import STYLESHEET
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".mxf"}
+TIMELINE_EXTENSIONS = {".otio", ".edl", ".xml", ".fcpxml"}
+EXAMPLE_PROMPTS = ("calm piano", "energetic rock with drums", "dreamy electronic", "sad strings")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings, audio_device: int | str | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.setWindowTitle("ViML — music for your clip")
+        self.setAcceptDrops(True)
+        self.setStyleSheet(STYLESHEET)
+        self.resize(1180, 720)
+        self.pool = QThreadPool.globalInstance()
+        self.scan_task: workers.Task | None = None
+        self.scan_process: backend.ScanProcess | None = None
+        self.scan_queue: list[str] = []
+
+        self.library = LibraryPanel(self)
+        self.player = ClipPlayer(self)
+        self.prompt = QLineEdit(self, placeholderText="Describe the music (optional), e.g. calm piano")
+        self.prompt.setClearButtonEnabled(True)
+        self.influence = QSlider(Qt.Horizontal, self, minimum=0, maximum=100, value=50)
+        self.influence.setToolTip("How much the prompt counts against the picture")
+        self.results_model = ResultsModel(self)
+        self.results = QTableView(self)
+        self.results.setModel(self.results_model)
+        self.results.setItemDelegateForColumn(ResultsModel.CURVE_COLUMN, MatchCurveDelegate(self.results))
+        self.results.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.results.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.results.setDragEnabled(True)
+        self.results.setDragDropMode(QAbstractItemView.DragOnly)
+        self.results.verticalHeader().hide()
+        self.results.verticalHeader().setDefaultSectionSize(30)
+        header = self.results.horizontalHeader()
+        for column, mode in enumerate((QHeaderView.ResizeToContents,) * 4 + (QHeaderView.Interactive,)):
+            header.setSectionResizeMode(column, mode)
+        header.setSectionResizeMode(1, QHeaderView.Stretch)
+        header.setSectionResizeMode(ResultsModel.CURVE_COLUMN, QHeaderView.Fixed)
+        self.results.setColumnWidth(4, 180)
+        self.results.setColumnWidth(ResultsModel.CURVE_COLUMN, 220)
+        self.results_hint = QLabel(self)
+        self.results_hint.setObjectName("hint")
+        self.audition_button = QPushButton("Audition", self)
+        self.stop_button = QPushButton("Stop", self)
+        copy_button = QPushButton("Copy path", self)
+        reveal_button = QPushButton("Reveal in folder", self)
+        export_button = QPushButton("Export timeline…", self)
+
+        self.query = workers.LatestOnly(debounce_ms=250, parent=self)
+        self.audition = AuditionEngine(self.player.clock, device=audio_device)
+        self.audition_task: workers.Task | None = None
+
+        self._build_layout(copy_button, reveal_button, export_button)
+        self._build_menus()
+
+        self.library.addFolderRequested.connect(self.choose_music_folder)
+        self.library.scanRequested.connect(self.scan_all)
+        self.library.pauseRequested.connect(self.pause_scan)
+        self.library.cancelRequested.connect(self.cancel_scan)
+        self.player.rangeChanged.connect(lambda *_: self.request_query())
+        self.player.failed.connect(self.show_message)
+        self.prompt.textChanged.connect(lambda *_: self.request_query())
+        self.influence.valueChanged.connect(lambda *_: self.request_query())
+        self.query.result.connect(self.show_results)
+        self.query.error.connect(self.show_query_error)
+        self.query.busy.connect(lambda busy: busy and self.results_hint.setText("Searching…"))
+        self.results.doubleClicked.connect(lambda index: self.start_audition(index.row()))
+        self.audition_button.clicked.connect(self._audition_selected)
+        self.stop_button.clicked.connect(self.stop_audition)
+        copy_button.clicked.connect(self.copy_path)
+        reveal_button.clicked.connect(self.reveal_in_folder)
+        export_button.clicked.connect(self.choose_export_path)
+
+        self.library.set_folders(self.settings.music_folders)
+        self.refresh_library()
+        self.show_results([])
+
+    # -- layout -----------------------------------------------------------------------------------
+    def _build_layout(self, *result_buttons: QPushButton) -> None:
+        examples = QHBoxLayout()
+        examples.addWidget(QLabel("Try:", self))
+        for text in EXAMPLE_PROMPTS:
+            button = QPushButton(text, self)
+            button.setFlat(True)
+            button.setCursor(Qt.PointingHandCursor)
+            button.clicked.connect(lambda _checked=False, t=text: self.prompt.setText(t))
+            examples.addWidget(button)
+        examples.addStretch(1)
+        influence = QHBoxLayout()
+        influence.addWidget(QLabel("Video", self))
+        influence.addWidget(self.influence, 1)
+        influence.addWidget(QLabel("Text", self))
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.results_hint, 1)
+        for button in (self.audition_button, self.stop_button, *result_buttons):
+            buttons.addWidget(button)
+
+        centre = QWidget(self)
+        column = QVBoxLayout(centre)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.player, 3)
+        column.addWidget(self.prompt)
+        column.addLayout(influence)
+        column.addLayout(examples)
+        column.addWidget(QLabel("<b>Suggestions</b> — drag one into your editor", self))
+        column.addWidget(self.results, 2)
+        column.addLayout(buttons)
+
+        splitter = QSplitter(self)
+        splitter.addWidget(self.library)
+        splitter.addWidget(centre)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([430, 750])
+        outer = QWidget(self)
+        layout = QVBoxLayout(outer)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(splitter)
+        self.setCentralWidget(outer)
+        self.statusBar().showMessage("Ready")
+
+    def _build_menus(self) -> None:
+        def action(menu, text, slot, shortcut=None):
+            item = QAction(text, self)
+            if shortcut:
+                item.setShortcut(QKeySequence(shortcut))
+            item.triggered.connect(slot)
+            menu.addAction(item)
+            return item
+
+        files = self.menuBar().addMenu("&File")
+        action(files, "Open video…", self.choose_video, "Ctrl+O")
+        action(files, "Open timeline…", self.choose_timeline, "Ctrl+Shift+O")
+        action(files, "Add music folder…", self.choose_music_folder)
+        action(files, "Export timeline…", self.choose_export_path, "Ctrl+E")
+        files.addSeparator()
+        action(files, "Quit", self.close, "Ctrl+Q")
+        tools = self.menuBar().addMenu("&Tools")
+        action(tools, "Batch tag a folder…", self.open_batch_tag)
+        action(tools, "Settings…", self.open_settings, "Ctrl+,")
+
+    # -- messages ---------------------------------------------------------------------------------
+    def show_message(self, message: str) -> None:
+        log.info("%s", message)
+        self.statusBar().showMessage(message, 10000)
+
+    # -- library and scanning ---------------------------------------------------------------------
+    def refresh_library(self) -> None:
+        catalog_file = backend.catalog_path(self.settings.catalog)
+        folders = self.settings.music_folders
+        task = workers.Task(lambda token: backend.library_rows(catalog_file, folders))
+        task.signals.result.connect(self.library.set_rows)
+        task.signals.error.connect(self.show_message)
+        workers.start(task, self.pool)
+
+    def choose_music_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a music folder")
+        if folder:
+            self.add_music_folders([folder])
+
+    def add_music_folders(self, folders: list[str]) -> None:
+        known = self.settings.music_folders
+        added = [os.path.abspath(f) for f in folders if os.path.abspath(f) not in known]
+        self.settings.music_folders = known + added
+        self.library.set_folders(self.settings.music_folders)
+        self.refresh_library()
+        if added:
+            self.scan(added)
+
+    def scan_all(self) -> None:
+        self.scan(self.settings.music_folders)
+
+    def scan(self, folders: list[str]) -> None:
+        self.scan_queue += [f for f in folders if f not in self.scan_queue]
+        if self.scan_task is None:
+            self._scan_next()
+
+    def _scan_next(self) -> None:
+        if not self.scan_queue:
+            self.library.set_scanning(False)
+            return
+        folder = self.scan_queue.pop(0)
+        process = backend.ScanProcess(
+            folder, backend.catalog_path(self.settings.catalog), self.settings.analyzer
+        )
+        task = workers.Task(lambda token: process.run(token.progress, lambda: token.cancelled))
+        task.signals.progress.connect(self.library.set_progress)
+        task.signals.progress.connect(lambda done, total, _m: done % 25 == 0 and self.refresh_library())
+        task.signals.result.connect(lambda summary: self._scan_finished(folder, summary))
+        task.signals.error.connect(self.show_message)
+        task.signals.cancelled.connect(lambda: self.show_message(f"Scan of {folder} cancelled"))
+        task.signals.finished.connect(self._scan_task_done)
+        self.scan_task, self.scan_process = task, process
+        self.library.set_scanning(True)
+        self.show_message(f"Scanning {folder}…")
+        workers.start(task, self.pool)
+
+    def _scan_finished(self, folder: str, summary: dict) -> None:
+        if summary.get("cancelled"):
+            return
+        failed = sum(summary.get("failed", {}).values())
+        self.show_message(
+            f"Scanned {folder}: {summary.get('analysed', 0)} analysed, {summary.get('unchanged', 0)} unchanged"
+            + (f", {failed} failed" if failed else "")
+        )
+
+    def _scan_task_done(self) -> None:
+        self.scan_task, self.scan_process = None, None
+        self.refresh_library()
+        self.request_query()
+        self._scan_next()
+
+    def pause_scan(self, paused: bool) -> None:
+        if self.scan_process is not None:
+            (self.scan_process.pause if paused else self.scan_process.resume)()
+            self.show_message("Scan paused" if paused else "Scan resumed")
+
+    def cancel_scan(self) -> None:
+        self.scan_queue.clear()
+        if self.scan_task is not None:
+            self.scan_task.token.cancel()
+
+    # -- clip -------------------------------------------------------------------------------------
+    def choose_video(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a video", "", "Video (*.mp4 *.mov *.mkv *.webm *.avi *.m4v)"
+        )
+        if path:
+            self.open_video(path)
+
+    def open_video(self, path: str, in_point: float | None = None, out_point: float | None = None) -> None:
+        self.stop_audition()
+        self.player.open(path, in_point, out_point)
+        self.player.setFocus()
+        self.show_message(f"Opened {path} — set in/out with I and O")
+
+    def choose_timeline(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a timeline", "", "Timelines (*.otio *.edl *.xml *.fcpxml)"
+        )
+        if path:
+            self.open_timeline(path)
+
+    def open_timeline(self, path: str) -> None:
+        from viml.desktop.dialogs import pick_timeline_clip
+
+        pick_timeline_clip(self, path)
+
+    # -- queries ----------------------------------------------------------------------------------
+    def query_parameters(self) -> dict:
+        video = str(self.player.path) if self.player.path else None
+        return {
+            "catalog_file": backend.catalog_path(self.settings.catalog),
+            "bundle": self.settings.bundle,
+            "video": video,
+            "in_point": self.player.in_point,
+            "out_point": self.player.out_point,
+            "prompt": self.prompt.text().strip(),
+            "influence": self.influence.value() / 100.0,
+        }
+
+    def request_query(self, immediately: bool = False) -> None:
+        parameters = self.query_parameters()
+        if parameters["video"] is None and not parameters["prompt"]:
+            self.query.cancel()
+            self.show_results([])
+            return
+        if parameters["video"] is not None and parameters["out_point"] <= parameters["in_point"]:
+            return  # the clip is still loading: its duration sets the out point, which asks again
+        self.query.submit(lambda token: backend.suggest(token=token, **parameters), immediately=immediately)
+
+    def show_results(self, suggestions: list[Suggestion]) -> None:
+        self.results_model.set_suggestions(suggestions)
+        if suggestions:
+            self.results.selectRow(0)
+            self.results_hint.setText(f"{len(suggestions)} tracks — double-click to audition")
+        elif self.player.path is None and not self.prompt.text().strip():
+            self.results_hint.setText("Open a video or type a prompt to get suggestions.")
+        else:
+            self.results_hint.setText("No suggestions.")
+
+    def show_query_error(self, message: str) -> None:
+        self.results_model.set_suggestions([])
+        self.results_hint.setText(message)
+        self.show_message(message)
+
+    def selected_suggestion(self) -> Suggestion | None:
+        rows = self.results.selectionModel().selectedRows()
+        return self.results_model.suggestion(rows[0].row()) if rows else None
+
+    # -- audition ---------------------------------------------------------------------------------
+    def _audition_selected(self) -> None:
+        rows = self.results.selectionModel().selectedRows()
+        if rows:
+            self.start_audition(rows[0].row())
+
+    def start_audition(self, row: int) -> None:
+        suggestion = self.results_model.suggestion(row)
+        if self.player.path is None:
+            self.show_message("Open a video to audition music against it")
+            return
+        self.stop_audition()
+        length = self.player.out_point - self.player.in_point
+        start, end = suggestion.offset, suggestion.offset + length + 1.0
+        rate = self.audition.sample_rate
+        task = workers.Task(lambda token: backend.read_music(suggestion.path, start, end, rate))
+        task.signals.result.connect(lambda music: self._play_audition(suggestion, music, start))
+        task.signals.error.connect(self.show_message)
+        self.audition_task = task
+        self.show_message(f"Loading {suggestion.title}…")
+        workers.start(task, self.pool)
+
+    def _play_audition(self, suggestion: Suggestion, music, start: float) -> None:
+        self.audition.load(music, self.audition.sample_rate, start, suggestion.offset, self.player.in_point)
+        problem = AuditionEngine.output_available(self.audition.device)
+        if problem is None:
+            try:
+                self.audition.start()
+            except backend.UserFacingError as error:
+                problem = str(error)
+        self.player.set_duck(problem is None)
+        self.player.play_range()
+        if problem is None:
+            self.show_message(f"Auditioning {suggestion.title} from {suggestion.offset:.1f} s")
+        else:
+            self.show_message(f"Playing the clip without music: {problem}")
+
+    def stop_audition(self) -> None:
+        self.audition.stop()
+        self.player.set_duck(False)
+        if self.player.path is not None:
+            self.player.pause()
+
+    # -- results actions --------------------------------------------------------------------------
+    def copy_path(self) -> None:
+        suggestion = self.selected_suggestion()
+        if suggestion:
+            QGuiApplication.clipboard().setText(suggestion.path)
+            self.show_message(f"Copied {suggestion.path}")
+
+    def reveal_in_folder(self) -> None:
+        suggestion = self.selected_suggestion()
+        if suggestion is None:
+            return
+        if not os.path.exists(suggestion.path):
+            self.show_message(f"{suggestion.path}: the file has vanished; rescan its folder")
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(suggestion.path).parent)))
+
+    def choose_export_path(self) -> None:
+        if self.selected_suggestion() is None or self.player.path is None:
+            self.show_message("Open a clip and pick a suggestion to export a timeline")
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export timeline", "viml-timeline.otio", "OpenTimelineIO (*.otio)"
+        )
+        if path:
+            self.export_timeline(path)
+
+    def export_timeline(self, path: str) -> workers.Task | None:
+        suggestion = self.selected_suggestion()
+        if suggestion is None or self.player.path is None:
+            return None
+        video, in_point, out_point = str(self.player.path), self.player.in_point, self.player.out_point
+        task = workers.Task(
+            lambda token: backend.export_timeline(
+                path, video, in_point, out_point, suggestion.path, suggestion.offset
+            )
+        )
+        task.signals.result.connect(lambda written: self.show_message(f"Timeline written to {written}"))
+        task.signals.error.connect(self.show_message)
+        return workers.start(task, self.pool)
+
+    # -- dialogs ----------------------------------------------------------------------------------
+    def open_batch_tag(self) -> None:
+        from viml.desktop.dialogs import BatchTagDialog
+
+        dialog = BatchTagDialog(self.settings, self)
+        dialog.show()
+        return dialog
+
+    def open_settings(self) -> None:
+        from viml.desktop.dialogs import SettingsDialog
+
+        if SettingsDialog(self.settings, self).exec():
+            self.library.set_folders(self.settings.music_folders)
+            self.refresh_library()
+            self.request_query()
+
+    # -- drag and drop in -------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        self.open_dropped(paths)
+        event.acceptProposedAction()
+
+    def open_dropped(self, paths: list[str]) -> None:
+        """Videos open as the clip, timelines open the clip picker, music files/folders join the library."""
+        from viml.catalog.analysis import AUDIO_EXTENSIONS
+
+        music_folders: list[str] = []
+        for path in paths:
+            suffix = Path(path).suffix.lower()
+            if os.path.isdir(path):
+                music_folders.append(path)
+            elif suffix in VIDEO_EXTENSIONS:
+                self.open_video(path)
+            elif suffix in TIMELINE_EXTENSIONS:
+                self.open_timeline(path)
+            elif suffix in AUDIO_EXTENSIONS:
+                music_folders.append(str(Path(path).parent))
+            else:
+                self.show_message(f"{path}: not a video, timeline, music file or folder")
+        if music_folders:
+            self.add_music_folders(sorted(set(music_folders)))
+
+    # -- idle / closing ---------------------------------------------------------------------------
+    def is_idle(self) -> bool:
+        """No background work pending (screenshots and tests wait for this)."""
+        return self.pool.activeThreadCount() == 0 and not self.query.running and self.scan_task is None
+
+    def closeEvent(self, event) -> None:
+        self.stop_audition()
+        self.cancel_scan()
+        self.query.cancel()
+        super().closeEvent(event)

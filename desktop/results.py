@@ -1,0 +1,138 @@
+"""Ranked suggestions: a table model, a match-curve delegate, and drag-out as file URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPointF, QRectF, Qt, QUrl
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from viml.desktop.style import ACCENT, CURVE, format_time
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """What the results view shows for one ranked track (converted from the catalog's answer)."""
+
+    path: str
+    title: str
+    score: float
+    offset: float  # best start in the track, seconds
+    length: float  # the clip's length: how much music is used from `offset`
+    duration: float  # the whole track, seconds
+    tags: tuple[str, ...] = ()
+    curve: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # score per offset
+    curve_step: float = 10.0  # seconds between curve points (one segment)
+
+
+def file_mime_data(paths: list[str]) -> QMimeData:
+    """text/uri-list with file:// URLs (what editors and file managers accept) plus plain-text paths."""
+    data = QMimeData()
+    absolute = [str(Path(path).resolve()) for path in paths]
+    data.setUrls([QUrl.fromLocalFile(path) for path in absolute])
+    data.setText("\n".join(absolute))
+    return data
+
+
+class ResultsModel(QAbstractTableModel):
+    COLUMNS = ("#", "Track", "Score", "Best part", "Tags", "Match over the track")
+    CURVE_COLUMN = 5
+    SuggestionRole = Qt.UserRole + 1
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.rows: list[Suggestion] = []
+
+    def set_suggestions(self, suggestions: list[Suggestion]) -> None:
+        self.beginResetModel()
+        self.rows = list(suggestions)
+        self.endResetModel()
+
+    def suggestion(self, row: int) -> Suggestion:
+        return self.rows[row]
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation, role: int = Qt.DisplayRole):
+        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.DisplayRole):
+        if not index.isValid():
+            return None
+        item = self.rows[index.row()]
+        column = index.column()
+        if role == self.SuggestionRole:
+            return item
+        if role == Qt.DisplayRole:
+            return (
+                str(index.row() + 1),
+                item.title,
+                f"{item.score:.3f}",
+                f"{format_time(item.offset)} – {format_time(item.offset + item.length)}",
+                ", ".join(item.tags),
+                None,
+            )[column]
+        if role == Qt.ToolTipRole:
+            return f"{item.path}\nDrag into your editor, or double-click to audition with the clip."
+        if role == Qt.TextAlignmentRole and column in (0, 2):
+            return int(Qt.AlignRight | Qt.AlignVCenter)
+        return None
+
+    def flags(self, index: QModelIndex):
+        return super().flags(index) | Qt.ItemIsDragEnabled if index.isValid() else Qt.NoItemFlags
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list", "text/plain"]
+
+    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:
+        rows = sorted({index.row() for index in indexes if index.isValid()})
+        return file_mime_data([self.rows[row].path for row in rows])
+
+    def supportedDragActions(self):
+        return Qt.CopyAction
+
+
+class MatchCurveDelegate(QStyledItemDelegate):
+    """Draws the per-offset match scores over the track with the best part highlighted."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        item: Suggestion = index.data(ResultsModel.SuggestionRole)
+        if option.state & QStyle.State_Selected:
+            painter.fillRect(option.rect, option.palette.highlight())
+        if item is None or item.duration <= 0:
+            return
+        painter.save()
+        painter.setRenderHint(QPainter.Antialiasing)
+        rect = QRectF(option.rect).adjusted(4, 4, -4, -4)
+        # The best part: where the music would sit under the clip.
+        start = rect.left() + rect.width() * min(item.offset / item.duration, 1.0)
+        end = rect.left() + rect.width() * min((item.offset + item.length) / item.duration, 1.0)
+        highlight = QColor(ACCENT)
+        highlight.setAlpha(90)
+        painter.fillRect(QRectF(start, rect.top(), max(end - start, 2.0), rect.height()), highlight)
+        curve = np.asarray(item.curve, np.float64)
+        if curve.size:
+            low, high = float(curve.min()), float(curve.max())
+            span = high - low if high > low else 1.0
+            path = QPainterPath()
+            # Point k covers the window starting at k * step: draw it at the window's start.
+            for k, value in enumerate(curve):
+                x = rect.left() + rect.width() * min(k * item.curve_step / item.duration, 1.0)
+                y = rect.bottom() - rect.height() * (0.1 + 0.8 * (value - low) / span)
+                if k == 0:
+                    path.moveTo(QPointF(x, y))
+                else:
+                    path.lineTo(QPointF(x, y))
+            if curve.size == 1:
+                path.lineTo(QPointF(rect.right(), path.currentPosition().y()))
+            painter.setPen(QPen(QColor(CURVE), 1.6))
+            painter.drawPath(path)
+        painter.restore()
