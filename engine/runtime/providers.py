@@ -1,0 +1,81 @@
+"""onnxruntime sessions on the best provider: CUDA when it really works, else CPU, said once in the log.
+
+onnxruntime-gpu lists CUDAExecutionProvider in `get_available_providers()` even on a machine without a
+GPU or without the CUDA/cuDNN libraries; creating a session then logs a library error and silently falls
+back to CPU. So the provider actually used is read back from `session.get_providers()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from viml.errors import UserFacingError
+
+log = logging.getLogger(__name__)
+
+PROVIDER_CHOICES = ("auto", "cuda", "cpu")
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+_reported: set[tuple[str, str]] = set()
+
+
+def requested_providers(choice: str = "auto") -> list[str]:
+    """Provider list for onnxruntime from a user choice ("auto", "cuda", "cpu"; env VIML_PROVIDER)."""
+    import onnxruntime
+
+    choice = (os.environ.get("VIML_PROVIDER") or choice).lower()
+    if choice not in PROVIDER_CHOICES:
+        raise UserFacingError(f"unknown provider {choice!r}: choose one of {', '.join(PROVIDER_CHOICES)}")
+    if choice == "cpu":
+        return [_CPU]
+    available = onnxruntime.get_available_providers()
+    if _CUDA not in available:
+        if choice == "cuda":
+            raise UserFacingError(
+                "provider 'cuda' asked for, but this onnxruntime has no CUDA support: install "
+                "onnxruntime-gpu (and only it: having both onnxruntime and onnxruntime-gpu breaks CUDA)"
+            )
+        return [_CPU]
+    return [_CUDA, _CPU]
+
+
+def session_options(threads: int | None = None):  # noqa: ANN201 (onnxruntime type, imported lazily)
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # the CUDA fallback is reported by us, once, in plain words
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def create_session(path: Path, choice: str = "auto", threads: int | None = None):  # noqa: ANN201
+    """An InferenceSession for `path`; logs once per model kind which provider runs it and why."""
+    import onnxruntime
+
+    providers = requested_providers(choice)
+    try:
+        session = onnxruntime.InferenceSession(str(path), session_options(threads), providers=providers)
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise UserFacingError(f"{path}: onnxruntime cannot load this model ({error})") from error
+    used = session.get_providers()
+    if _CUDA in providers and _CUDA not in used:
+        message = (
+            "CUDA was not usable (no GPU, or the CUDA 12 / cuDNN 9 libraries onnxruntime-gpu needs are "
+            "missing from the library path); running on CPU"
+        )
+        if choice == "cuda" and not os.environ.get("VIML_PROVIDER"):
+            raise UserFacingError(message.replace("; running on CPU", ""))
+        _report(str(Path(path).parent), message, logging.WARNING)
+    else:
+        _report(str(Path(path).parent), f"running models on {used[0].replace('ExecutionProvider', '')}")
+    return session
+
+
+def _report(scope: str, message: str, level: int = logging.INFO) -> None:
+    if (scope, message) not in _reported:
+        _reported.add((scope, message))
+        log.log(level, message)
