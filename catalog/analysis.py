@@ -61,7 +61,7 @@ class FileFailure:
     path: str
     size: int | None
     mtime_ns: int | None
-    kind: str  # unreadable | not-a-file | empty | undecodable | too-short | changed
+    kind: str  # unreadable | not-a-file | empty | undecodable | too-short | changed | analysis-error
     message: str
 
 
@@ -135,6 +135,9 @@ def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "undecodable", error.reason)
     except OSError as error:
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "unreadable", _os_message(error))
+    except Exception as error:  # a decoder or model bug on one hostile file must not stop the scan
+        message = f"analysis failed ({error.__class__.__name__}: {error})"
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "analysis-error", message)
     if len(music.starts) == 0:
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "too-short", "no audio segment to analyse")
     try:

@@ -1,6 +1,6 @@
 """A small analyzer from real audio statistics, for scan-mechanics tests and benchmarks only.
 
-It decodes the file for real (PyAV) and describes each 10 s segment by its log band energies, so hostile
+It decodes the file for real (`engine.media.read_audio`, as the music model does) and describes each 10 s segment by its log band energies, so hostile
 files fail the way they would with the music model, and embeddings are a deterministic function of the
 audio. It is not a music model: `viml scan` uses the real one unless told otherwise.
 """
@@ -16,6 +16,7 @@ from viml.errors import MediaError
 SAMPLE_RATE = 16000
 BANDS = 32
 _FRAME = 1024
+MIN_SAMPLES = 512  # the music model's FFT size: it refuses anything shorter, so this does too
 TAGS = ["loud", "quiet", "bright", "dark", "bassy", "busy"]
 
 
@@ -63,28 +64,12 @@ class StatsAnalyzer:
 
 
 def decode_mono(path: str) -> np.ndarray:
-    """Whole file → float32 mono at SAMPLE_RATE; any decoder failure becomes MediaError."""
-    import av
+    """Whole file → float32 mono at SAMPLE_RATE through the product's decoder (MediaError if unusable)."""
+    from viml.engine.media import read_audio
 
-    try:
-        with av.open(path) as container:
-            if not container.streams.audio:
-                raise MediaError(path, "no audio stream")
-            stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-            chunks = []
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
-    except MediaError:
-        raise
-    except (av.FFmpegError, ValueError, IndexError, EOFError) as error:
-        raise MediaError(path, f"cannot decode audio ({error.__class__.__name__}: {error})") from error
-    audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if len(audio) == 0:
-        raise MediaError(path, "no audio samples")
+    audio = read_audio(path, SAMPLE_RATE)
+    if len(audio) < MIN_SAMPLES:
+        raise MediaError(path, f"too short to analyse ({len(audio) / SAMPLE_RATE:.3f} s of audio)")
     return audio
 
 

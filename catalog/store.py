@@ -337,7 +337,11 @@ class Catalog:
                 counts.append(1)
         keys = ("format", "duration", "title", "artist", "album", "genre", "bpm", "folder")
         dim = len(rows[0][3]) // 4 if rows else 0
-        embeddings = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(-1, dim)
+        embeddings = (
+            np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(-1, dim)
+            if rows
+            else np.zeros((0, 0), np.float32)
+        )
         count_array = np.array(counts, dtype=np.int64)
         return TrackTable(
             paths=paths,
