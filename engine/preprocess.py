@@ -44,8 +44,9 @@ def preprocess_frames(
     std_array = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
     output = np.empty((len(frames), 3, image_size, image_size), np.float32)
     for index, frame in enumerate(frames):
-        cropped = _resize_and_crop(_as_rgb(frame), image_size, _INTERPOLATIONS[interpolation])
-        output[index] = cropped.transpose(2, 0, 1)
+        cropped = _resize_and_crop(_checked(frame), image_size, _INTERPOLATIONS[interpolation])
+        # RGB after the resize, as open_clip does (PIL resizes RGBA with premultiplied alpha).
+        output[index] = cropped[:, :, :3].transpose(2, 0, 1)
     # Same float32 arithmetic as ToTensor (x / 255) and Normalize ((x - mean) / std).
     output /= np.float32(255.0)
     output -= mean_array
@@ -60,7 +61,7 @@ def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return int(short_side * width / height), short_side
 
 
-def _as_rgb(frame: np.ndarray) -> np.ndarray:
+def _checked(frame: np.ndarray) -> np.ndarray:
     array = np.asarray(frame)
     if array.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 RGB, got {array.dtype}")
@@ -68,7 +69,7 @@ def _as_rgb(frame: np.ndarray) -> np.ndarray:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"frames must be [H, W, 3] RGB, got shape {array.shape}")
-    return array[:, :, :3]
+    return array
 
 
 def _resize_and_crop(frame: np.ndarray, size: int, resample: Image.Resampling) -> np.ndarray:
