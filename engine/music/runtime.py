@@ -244,14 +244,24 @@ def is_silent(audio: np.ndarray) -> bool:
     return audio.size == 0 or float(np.abs(audio).max()) < SILENCE_PEAK
 
 
-def tags_above(
-    segments: MusicSegments, threshold: float = DEFAULT_TAG_THRESHOLD, segment: int | None = None
+def tags_from_probabilities(
+    probabilities: dict[str, np.ndarray],
+    tag_names: dict[str, list[str]],
+    threshold: float = DEFAULT_TAG_THRESHOLD,
+    segment: int | None = None,
 ) -> list[tuple[str, str, float]]:
-    """(vocabulary, tag, probability) above `threshold`, highest first; one segment or the track mean."""
+    """(vocabulary, tag, probability) above `threshold`, highest first; one segment or the mean of all."""
     found = []
-    for vocabulary, probabilities in segments.tag_probabilities.items():
-        row = probabilities[segment] if segment is not None else probabilities.mean(axis=0)
-        for tag, probability in zip(segments.tag_names[vocabulary], row, strict=True):
+    for vocabulary, values in probabilities.items():
+        row = values[segment] if segment is not None else values.mean(axis=0)
+        for tag, probability in zip(tag_names[vocabulary], row, strict=True):
             if probability > threshold:
                 found.append((vocabulary, tag, float(probability)))
     return sorted(found, key=lambda item: -item[2])
+
+
+def tags_above(
+    segments: MusicSegments, threshold: float = DEFAULT_TAG_THRESHOLD, segment: int | None = None
+) -> list[tuple[str, str, float]]:
+    """Tags of a `MusicSegments` above `threshold` (the paper's 0.3 drives text synthesis), highest first."""
+    return tags_from_probabilities(segments.tag_probabilities, segments.tag_names, threshold, segment)
