@@ -30,15 +30,34 @@ class AudioUnavailableError(UserFacingError):
 class PlayerClock:
     """The video position as seen from any thread: the last report, extrapolated while playing."""
 
+    SLEW_LIMIT = 0.25  # seconds: a bigger difference is a seek
+    SLEW_GAIN = 0.1
+    MAX_EXTRAPOLATION = 0.15  # seconds past the last report
+
     def __init__(self) -> None:
         self._state = (time.monotonic(), 0.0, 0.0)  # replaced whole, so readers never see half an update
 
     def update(self, position_seconds: float, playing: bool, rate: float = 1.0) -> None:
-        self._state = (time.monotonic(), float(position_seconds), float(rate) if playing else 0.0)
+        now = time.monotonic()
+        rate = float(rate) if playing else 0.0
+        position = float(position_seconds)
+        if rate and rate == self._state[2] and now - self._state[0] <= self.MAX_EXTRAPOLATION:
+            # Players report positions in frame-sized steps; while playing steadily, follow the reports
+            # gently so the music does not jump on every one, but accept a real seek at once.
+            predicted = self.position_at(now)
+            if abs(position - predicted) < self.SLEW_LIMIT:
+                position = predicted + self.SLEW_GAIN * (position - predicted)
+        self._state = (now, position, rate)
 
     def position_at(self, monotonic_time: float) -> float:
         stamp, position, rate = self._state
-        return position + (monotonic_time - stamp) * rate
+        # A player that stops reporting has stalled (decoding behind, buffering): hold, do not run away.
+        return position + min(monotonic_time - stamp, self.MAX_EXTRAPOLATION) * rate
+
+    def rate_at(self, monotonic_time: float) -> float:
+        """The playing rate, or 0 while paused or stalled (no report for MAX_EXTRAPOLATION)."""
+        stamp, _position, rate = self._state
+        return rate if monotonic_time - stamp <= self.MAX_EXTRAPOLATION else 0.0
 
     @property
     def rate(self) -> float:
@@ -155,8 +174,9 @@ class AuditionEngine:
         video = self.clock.position_at(dac_time)
         out.fill(0.0)
         with self._lock:
-            if self.clock.rate == 0.0 or len(self._music) == 0:
-                self._cursor = None  # paused: silence, and pick up at the right place on resume
+            if self.clock.rate_at(now) == 0.0 or len(self._music) == 0:
+                # Paused or the picture stalled: silence (not a stutter), then pick up where the video is.
+                self._cursor = None
                 self._record(dac_time, float("nan"), video, frames, False)
                 return
             wanted = round((self.expected_music_position(video) - self._music_start) * self.sample_rate)
