@@ -206,7 +206,14 @@ def _copy_music_model(folder: Path, music_folder: Path | None) -> dict[str, Any]
 def _default_trained_on(kind: str, clip_spec: str | None) -> str:
     parts = ["all-MiniLM-L6-v2: sentence-transformers training data (1B sentence pairs)"]
     if clip_spec:
-        parts.append(f"CLIP {clip_spec}: the pretrained tag's image-text data")
+        parts.append(
+            f"CLIP {clip_spec}: "
+            + (
+                "RANDOM weights, untrained"
+                if clip_spec.endswith(":random")
+                else "its pretrained image-text data"
+            )
+        )
     parts.append("musicnn: MagnaTagATune (MTT) and Million Song Dataset (MSD) tags")
     if kind == "zero-shot":
         parts.append("no ViML training (zero-shot)")

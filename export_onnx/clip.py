@@ -97,6 +97,7 @@ def image_preprocessing(clip) -> dict[str, Any]:  # noqa: ANN001
         "image_size": p.image_size,
         "mean": list(p.mean),
         "std": list(p.std),
-        "resize": "shortest side to image_size, bicubic, then centre crop",
+        "interpolation": "bicubic",
+        "resize": "short side to image_size (PIL bicubic), then centre crop (engine.preprocess)",
         "channels": "RGB, float32 in [0, 1] before normalisation, NCHW",
     }

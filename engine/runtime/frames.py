@@ -11,37 +11,11 @@ Speed on CPU comes from three honest places, each measured by `bench/runtime.py`
 from __future__ import annotations
 
 import numpy as np
+from viml.engine.preprocess import preprocess_frames
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_REUSE_THRESHOLD = 0.01
 _THUMB = 16
-
-
-def clip_pixels(frames: np.ndarray, image_size: int, mean: list[float], std: list[float]) -> np.ndarray:
-    """uint8 RGB [N,H,W,3] whose short side is already `image_size` → float32 NCHW, centre-cropped, normalised.
-
-    The media decoder resizes with swscale (bicubic) to the short side, so only the crop is left here.
-    """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [N,H,W,3] RGB, got shape {frames.shape}")
-    height, width = frames.shape[1:3]
-    if min(height, width) < image_size:
-        frames = _resize_short_side(frames, image_size)
-        height, width = frames.shape[1:3]
-    top, left = (height - image_size) // 2, (width - image_size) // 2
-    crop = frames[:, top : top + image_size, left : left + image_size].astype(np.float32) / 255.0
-    crop = (crop - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(crop.transpose(0, 3, 1, 2))
-
-
-def _resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour upscale for frames smaller than the model input (rare: tiny test videos)."""
-    height, width = frames.shape[1:3]
-    scale = size / min(height, width)
-    rows = np.minimum((np.arange(max(size, round(height * scale))) / scale).astype(int), height - 1)
-    cols = np.minimum((np.arange(max(size, round(width * scale))) / scale).astype(int), width - 1)
-    return frames[:, rows][:, :, cols]
 
 
 def thumbnails(frames: np.ndarray) -> np.ndarray:
@@ -68,6 +42,7 @@ class FrameEncoder:
         self.image_size = int(preprocessing["image_size"])
         self.mean = preprocessing["mean"]
         self.std = preprocessing["std"]
+        self.interpolation = preprocessing.get("interpolation", "bicubic")
         self.embed_dim = embed_dim
         self.batch_size = batch_size
         self.reuse_threshold = reuse_threshold
@@ -89,7 +64,8 @@ class FrameEncoder:
         owners = self._owners(frames)
         unique = np.unique(owners)
         self.last_reused = len(frames) - len(unique)
-        embeddings = self.encode_pixels(clip_pixels(frames[unique], self.image_size, self.mean, self.std))
+        pixels = preprocess_frames(frames[unique], self.image_size, self.mean, self.std, self.interpolation)
+        embeddings = self.encode_pixels(pixels)
         return embeddings[np.searchsorted(unique, owners)]
 
     def _owners(self, frames: np.ndarray) -> np.ndarray:
