@@ -21,6 +21,9 @@ import numpy as np
 
 from viml.errors import UserFacingError
 
+# The `viml` command in this interpreter (viml.cli has no __main__ module).
+VIML_COMMAND = [sys.executable, "-c", "import sys; from viml.cli import main; sys.exit(main())"]
+
 
 class BackendMissingError(UserFacingError):
     """A back-end piece this action needs is not installed or not built yet."""
@@ -122,9 +125,7 @@ class ScanProcess:
         self.folder = os.path.abspath(folder)
         self.catalog_file = catalog_file
         command = [
-            sys.executable,
-            "-m",
-            "viml.cli",
+            *VIML_COMMAND,
             "scan",
             self.folder,
             "--catalog",

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 
 from PySide6.QtCore import Qt
@@ -151,7 +150,7 @@ def run_tag_command(folder: str, write: bool, token: workers.Token) -> list[tupl
     """`viml tag FOLDER --json FILE` in a child process (cancellable); (path, tags) per file."""
     with tempfile.TemporaryDirectory() as scratch:
         output = os.path.join(scratch, "tags.json")
-        command = [sys.executable, "-m", "viml.cli", "tag", folder, "--json", output]
+        command = [*backend.VIML_COMMAND, "tag", folder, "--json", output]
         if write:
             command.append("--write-tags")
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
