@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.results.setDragEnabled(True)
         self.results.setDragDropMode(QAbstractItemView.DragOnly)
         self.results.verticalHeader().hide()
+        self.results.setWordWrap(False)
         self.results.verticalHeader().setDefaultSectionSize(30)
         header = self.results.horizontalHeader()
         for column, mode in enumerate((QHeaderView.ResizeToContents,) * 4 + (QHeaderView.Interactive,)):
