@@ -23,7 +23,6 @@ import wave
 from pathlib import Path
 
 import numpy as np
-
 from viml.catalog.analysis import fingerprint
 from viml.catalog.ranking import normalize_rows, top_tracks, window_scores
 from viml.catalog.scan import scan
