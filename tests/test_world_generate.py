@@ -185,3 +185,22 @@ def test_audio_loudness_follows_energy():
         audio = render_attributes(_attributes(style="folk", energy=energy), 6.0, seed=4, sample_rate=16000)
         levels.append(float(np.sqrt(np.mean(audio**2))))
     assert levels[0] < levels[1] < levels[2], levels
+
+
+def _rank(values) -> np.ndarray:
+    return np.argsort(np.argsort(values)).astype(float)
+
+
+def test_world_videos_show_energy_and_mode(world):
+    energy, brightness, warmth, major = [], [], [], []
+    for piece in world.pieces:
+        segments = video_segment_frames(world.video_path(piece), fps=2, short_side=60)
+        frames = np.concatenate([s.frames for s in segments]).astype(np.float32) / 255.0
+        energy.append(piece.attributes.energy)
+        brightness.append(frames.max(axis=3).mean())
+        warmth.append(frames[..., 0].mean() - frames[..., 2].mean())
+        major.append(piece.attributes.mode == "major")
+    assert np.corrcoef(_rank(energy), _rank(brightness))[0, 1] > 0.7
+    warmth, major = np.array(warmth), np.array(major)
+    assert major.any() and (~major).any()
+    assert warmth[major].min() > warmth[~major].max()

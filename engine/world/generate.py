@@ -178,6 +178,8 @@ def generate_world(
     """
     root = Path(out_dir)
     _check_arguments(root, pieces, seconds, sample_rate, fps, size, overwrite)
+    if overwrite and (root / WORLD_FILE).is_file():
+        _remove_world_files(root)
     (root / "music").mkdir(parents=True, exist_ok=True)
     (root / "video").mkdir(parents=True, exist_ok=True)
     world = World(root, seed, sample_rate, fps, size[0], size[1], video_audio, _plan(pieces, seed, seconds))
@@ -219,6 +221,15 @@ def _check_arguments(root: Path, pieces, seconds, sample_rate, fps, size, overwr
             raise WorldError(f"{root} is not empty and holds no world; choose an empty or new folder")
         if not overwrite:
             raise WorldError(f"{root} already holds a world; pass overwrite (--force) to replace it")
+
+
+def _remove_world_files(root: Path) -> None:
+    """Delete the files an existing world lists (and its world.json), nothing else in the folder."""
+    old = load_world(root)
+    (root / WORLD_FILE).unlink()
+    for piece in old.pieces:
+        for path in (old.music_path(piece), old.video_path(piece)):
+            path.unlink(missing_ok=True)
 
 
 def load_world(directory: str | Path) -> World:
