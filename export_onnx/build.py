@@ -124,7 +124,7 @@ def _assemble(
         preprocessing=preprocessing,
         text_input=text_input,
         embedding_dims={role: entry["embed_dim"] for role, entry in models.items()},
-        trained_on=trained_on or _default_trained_on(kind, clip_spec),
+        trained_on=trained_on or _default_trained_on(kind, clip_spec, manifest.pop("trained_on", None)),
         reads_pictures="frame_encoder" in models,
     )
     return manifest
@@ -203,8 +203,9 @@ def _copy_music_model(folder: Path, music_folder: Path | None) -> dict[str, Any]
     }
 
 
-def _default_trained_on(kind: str, clip_spec: str | None) -> str:
-    parts = ["all-MiniLM-L6-v2: sentence-transformers training data (1B sentence pairs)"]
+def _default_trained_on(kind: str, clip_spec: str | None, towers: str | None) -> str:
+    parts = [f"ViML towers: {towers}"] if towers else []
+    parts.append("all-MiniLM-L6-v2: sentence-transformers training data (1B sentence pairs)")
     if clip_spec:
         parts.append(
             f"CLIP {clip_spec}: "
