@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -129,6 +130,12 @@ def _export_onnx(model, path: Path) -> None:
     import torch
 
     example = torch.zeros(2, FRONT_END.patch_frames, FRONT_END.n_mels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant-folding notes from the TorchScript exporter
+        _export(torch, model, example, path)
+
+
+def _export(torch, model, example, path: Path) -> None:
     torch.onnx.export(
         model,
         (example,),
