@@ -48,6 +48,7 @@ class FrameEncoder:
         self.reuse_threshold = reuse_threshold
         self.input_name = session.get_inputs()[0].name
         self.last_reused = 0  # frames that took a neighbour's embedding in the last call (for reports)
+        self.total_reused = 0
 
     def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Preprocessed float32 [N,3,S,S] → L2-normalised [N,D], in batches."""
@@ -64,6 +65,7 @@ class FrameEncoder:
         owners = self._owners(frames)
         unique = np.unique(owners)
         self.last_reused = len(frames) - len(unique)
+        self.total_reused += self.last_reused
         pixels = preprocess_frames(frames[unique], self.image_size, self.mean, self.std, self.interpolation)
         embeddings = self.encode_pixels(pixels)
         return embeddings[np.searchsorted(unique, owners)]
