@@ -1,0 +1,60 @@
+"""`viml train`: train ViML on a feature cache (resumable; safetensors checkpoints)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ORDER = 30
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the ViML model on a feature cache",
+        description=(
+            "Train ViML's video/text/fusion and music towers with InfoNCE (temperature 0.03, both directions) "
+            "and text dropout. Re-running with the same --out resumes an interrupted run. Uses CUDA when present."
+        ),
+    )
+    parser.add_argument("features", type=Path, help="feature cache folder (from `viml features`)")
+    parser.add_argument("--out", type=Path, required=True, help="run folder for checkpoints")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
+    parser.add_argument(
+        "--text-dropout", type=float, default=0.8, help="probability of NULL text (default 0.8)"
+    )
+    parser.add_argument(
+        "--train-text",
+        default="tags",
+        help="comma-separated text methods to train with (tags, data2text, prompt2text), or 'none' for video only",
+    )
+    parser.add_argument("--window", type=int, default=3, help="segments per training clip (default 3 = 30 s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.set_defaults(func=run)
+
+
+def text_methods(value: str) -> list[str]:
+    return [] if value.strip().lower() == "none" else [m.strip() for m in value.split(",") if m.strip()]
+
+
+def run(args) -> int:
+    from viml.engine.features import FeatureSet
+    from viml.engine.pipeline import model_config_for
+    from viml.engine.train import TrainConfig, train
+
+    features = FeatureSet.load(args.features)
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        window_segments=args.window,
+        text_methods=text_methods(args.train_text),
+        seed=args.seed,
+        device=args.device,
+    )
+    model_config = model_config_for(features, text_dropout=args.text_dropout)
+    checkpoint = train(features, model_config, config, args.out, provenance=features.provenance)
+    print(f"model written to {checkpoint}")
+    return 0
