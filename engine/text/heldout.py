@@ -15,11 +15,11 @@ from viml.engine.text.wording import Rng, as_random, capitalize_first, join_list
 
 PARAPHRASE_RATE = 0.6
 OPENINGS = ("", "Looking for ", "I need ", "Give me ", "Find me ", "Searching for ")
-GENRE_FRAMES = ("{x} music", "something in {a_x} vein", "{a_x} number", "{x}-leaning stuff")
+GENRE_FRAMES = ("some {x}", "something in {a_x} vein", "{a_x} number", "{x}-leaning stuff")
 MOOD_FRAMES = ("{x} in character", "that feels {x}", "{x}-sounding", "of a {x} nature")
 TEMPO_FRAMES = ("{x} pacing", "at {a_x} clip", "taken {x}")
 INSTRUMENT_FRAMES = ("{x} up front", "played on {x}", "where {x} dominate", "{x} in the mix")
-VOICE_FRAMES = ("{x} on top", "voiced by {x}", "{x} over it")
+VOICE_FRAMES = ("{x} singing lead", "voiced by {x}", "{x} over it")
 NO_VOICE = ("no singer at all", "purely wordless", "nobody singing")
 ERA_FRAMES = ("a throwback to {x}", "straight out of {x}", "{x} flavour")
 OTHER_FRAMES = ("plus {x}", "and {x} too")
