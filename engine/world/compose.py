@@ -156,9 +156,10 @@ def _harmony(piece: _Piece, inst, style: Style, chords: list[int], scale) -> Non
         elif style.comping == "power":
             power = [root - 12, root - 5, root]
             step = 0.5 if energy > 0.5 else 1.0
+            # Ringing (legato) power chords: staccato ones made musicnn hear techno instead of guitar.
             for i in range(int(BEATS_PER_BAR / step)):
                 for pitch in power:
-                    piece.add(inst, pitch, start + i * step, step * 0.8, 8 if i == 0 else -4)
+                    piece.add(inst, pitch, start + i * step, step * 0.98, 8 if i == 0 else -4)
         elif style.comping == "offbeat":  # jazz comping: seventh chords on swung off-beats
             seventh = [_pitch(attributes, scale, d, 4) for d in _chord(chord, 4)]
             for hit in (1 + 2 / 3, 3):
