@@ -204,3 +204,21 @@ def test_world_videos_show_energy_and_mode(world):
     warmth, major = np.array(warmth), np.array(major)
     assert major.any() and (~major).any()
     assert warmth[major].min() > warmth[~major].max()
+
+
+def test_overwrite_recovers_unfinished_and_corrupt_worlds(tmp_path):
+    root = tmp_path / "w"
+    world = generate_world(root, pieces=2, seed=5, seconds=(2, 2), workers=1)
+    assert not (root / "world.partial.json").exists()
+    # An interrupted run leaves only the plan: refused without overwrite, cleaned up with it.
+    (root / "world.json").rename(root / "world.partial.json")
+    (root / "music" / "mine.wav").write_bytes(b"not ours")
+    with pytest.raises(WorldError, match="unfinished"):
+        generate_world(root, pieces=1, seconds=(2, 2))
+    generate_world(root, pieces=1, seed=6, seconds=(2, 2), workers=1, overwrite=True)
+    assert not world.video_path(world.pieces[1]).exists()
+    assert (root / "music" / "mine.wav").read_bytes() == b"not ours"
+    # A corrupt world.json does not block overwriting either.
+    (root / "world.json").write_text("{broken")
+    again = generate_world(root, pieces=1, seed=6, seconds=(2, 2), workers=1, overwrite=True)
+    assert load_world(root).to_json() == again.to_json()

@@ -1,8 +1,9 @@
 """Generate and load a demo world: folder with music/, video/ and world.json.
 
-Plan first (cheap, in this process: every piece's attributes, length, seed, paths, names), then make
-the media in a process pool. world.json is written last, through a temporary file, so a folder either
-holds a complete world or visibly none. Same seed -> identical world.json and identical audio samples.
+Plan first (cheap, in this process: every piece's attributes, length, seed, paths, names) and save the
+plan as world.partial.json, then make the media in a process pool. world.json is written last, through
+a temporary file, so a folder holds either a complete world or a marked unfinished one, which
+`overwrite` cleans up (deleting only the files the plan lists). Same seed -> identical world.json and identical audio samples.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from viml.errors import UserFacingError
 GENERATOR_VERSION = 1
 WORLD_FORMAT = "viml-world"
 WORLD_FILE = "world.json"
+# The plan, written before any media: marks a folder whose generation is running or was interrupted.
+PARTIAL_FILE = "world.partial.json"
 AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "ogg", "m4a")
 SPLIT_FRACTIONS = {"val": 0.15, "test": 0.15}  # the rest is train
 # One piece in TAG_EVERY keeps a bare file: real folders have untagged files too.
@@ -178,11 +181,12 @@ def generate_world(
     """
     root = Path(out_dir)
     _check_arguments(root, pieces, seconds, sample_rate, fps, size, overwrite)
-    if overwrite and (root / WORLD_FILE).is_file():
+    if overwrite:
         _remove_world_files(root)
     (root / "music").mkdir(parents=True, exist_ok=True)
     (root / "video").mkdir(parents=True, exist_ok=True)
     world = World(root, seed, sample_rate, fps, size[0], size[1], video_audio, _plan(pieces, seed, seconds))
+    _write_json(root / PARTIAL_FILE, world.to_json())
     jobs = [(root, piece, sample_rate, fps, size, video_audio) for piece in world.pieces]
     workers = max(1, min(workers or os.cpu_count() or 1, pieces))
     done = 0
@@ -199,10 +203,15 @@ def generate_world(
                 done += 1
                 if progress:
                     progress(done, pieces)
-    temporary = root / (WORLD_FILE + ".tmp")
-    temporary.write_text(json.dumps(world.to_json(), indent=1) + "\n")
-    temporary.replace(root / WORLD_FILE)
+    _write_json(root / WORLD_FILE, world.to_json())
+    (root / PARTIAL_FILE).unlink()
     return world
+
+
+def _write_json(path: Path, data: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    temporary.replace(path)
 
 
 def _check_arguments(root: Path, pieces, seconds, sample_rate, fps, size, overwrite: bool) -> None:
@@ -217,19 +226,34 @@ def _check_arguments(root: Path, pieces, seconds, sample_rate, fps, size, overwr
     if root.exists() and not root.is_dir():
         raise WorldError(f"{root} exists and is not a folder")
     if root.is_dir() and any(root.iterdir()):
-        if not (root / WORLD_FILE).is_file():
+        if (root / WORLD_FILE).is_file():
+            if not overwrite:
+                raise WorldError(f"{root} already holds a world; pass overwrite (--force) to replace it")
+        elif (root / PARTIAL_FILE).is_file():
+            if not overwrite:
+                raise WorldError(f"{root} holds an unfinished world; pass overwrite (--force) to replace it")
+        else:
             raise WorldError(f"{root} is not empty and holds no world; choose an empty or new folder")
-        if not overwrite:
-            raise WorldError(f"{root} already holds a world; pass overwrite (--force) to replace it")
 
 
 def _remove_world_files(root: Path) -> None:
-    """Delete the files an existing world lists (and its world.json), nothing else in the folder."""
-    old = load_world(root)
-    (root / WORLD_FILE).unlink()
-    for piece in old.pieces:
-        for path in (old.music_path(piece), old.video_path(piece)):
-            path.unlink(missing_ok=True)
+    """Delete the files a previous (complete or unfinished) world lists, and its JSON; nothing else."""
+    for name in (WORLD_FILE, PARTIAL_FILE):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            listed = [
+                piece[key] for piece in json.loads(path.read_text())["pieces"] for key in ("music", "video")
+            ]
+        except (ValueError, KeyError, TypeError):
+            listed = []  # unreadable: its files get overwritten by name where the new plan reuses them
+        for relative in listed:
+            target = (root / str(relative)).resolve()
+            # Only inside the world's own media folders, whatever a hand-edited JSON says.
+            if target.parent in ((root / "music").resolve(), (root / "video").resolve()):
+                target.unlink(missing_ok=True)
+        path.unlink()
 
 
 def load_world(directory: str | Path) -> World:
