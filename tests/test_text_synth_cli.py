@@ -96,6 +96,13 @@ def test_bad_tag_files_fail_clearly(tmp_path, content, message, capsys):
     assert main(["synth", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 1
 
 
+def test_output_never_overwrites_the_input(tagged, capsys):
+    before = tagged.read_text()
+    assert main(["synth", str(tagged), "--method", "tags", "--out", str(tagged)]) == 1
+    assert "would overwrite the input" in capsys.readouterr().err
+    assert tagged.read_text() == before
+
+
 def test_load_texts_merges_lines_and_filters_methods(tmp_path):
     path = tmp_path / "texts.jsonl"
     write_texts(path, {"a": ["one", "two"]}, "data2text")

@@ -106,6 +106,9 @@ FRAMES = (
     "{mood} {genre} cut with {lead} in the spotlight{voice}.",
     "Picture {genre} drenched in {mood} colour, {lead} at its heart{voice}.",
     "Through {lead}, this {mood} slice of {genre} unfolds{voice}.",
+    "A {mood} {genre} offering, {lead} carrying it{voice}.",
+    "{genre} with a {mood} streak, {lead} woven through{voice}.",
+    "Imagine {lead} wrapped in {mood} {genre}{voice}.",
 )
 
 

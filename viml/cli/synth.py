@@ -4,7 +4,9 @@ query texts for evaluation, or import human captions (YT8M-MusicTextClips)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from pathlib import Path
 
 ORDER = 60
 METHOD_CHOICES = ("tags", "data2text", "prompt2text", "heldout")
@@ -66,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserFacingError("--per-item must be at least 1")
     if not 0.0 <= args.threshold <= 1.0:
         raise UserFacingError("--threshold must be between 0 and 1")
+    for given in (args.tags, args.import_captions, args.exemplars):
+        if given and Path(given).resolve() == Path(args.out).resolve():
+            raise UserFacingError(f"--out {args.out} would overwrite the input {given}; choose another path")
     tagged = dict(read_tagged(args.tags)) if args.tags else None
     if args.import_captions:
         return _import_captions(args, tagged)
@@ -82,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
             args.llm_url, args.llm_model, args.llm_api_key,
             timeout_s=args.timeout, max_retries=args.retries, requests_per_minute=args.rpm,
         )  # fmt: skip
+        if not getattr(args, "verbose", False):  # httpx logs every request at INFO: too chatty for bulk runs
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         client = ChatClient(config)
         options.update(client=client, exemplars=load_exemplars(args.exemplars) if args.exemplars else None)
     try:
