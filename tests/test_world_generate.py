@@ -222,3 +222,11 @@ def test_overwrite_recovers_unfinished_and_corrupt_worlds(tmp_path):
     (root / "world.json").write_text("{broken")
     again = generate_world(root, pieces=1, seed=6, seconds=(2, 2), workers=1, overwrite=True)
     assert load_world(root).to_json() == again.to_json()
+
+
+def test_lossless_files_hold_exactly_the_rendered_music(world):
+    piece = next(p for p in world.pieces if p.music.endswith(".wav"))
+    rendered = render_attributes(piece.attributes, piece.seconds, piece.seed, world.sample_rate).mean(axis=1)
+    decoded = read_audio(world.music_path(piece), world.sample_rate)
+    assert decoded.shape == rendered.shape
+    assert float(np.abs(decoded - rendered).max()) < 1e-3  # 16-bit quantisation only
