@@ -22,7 +22,8 @@ from viml.engine.world.styles import STYLES
 
 from viml.errors import UserFacingError
 
-GENERATOR_VERSION = 1
+# 2: legato rock power chords (rock audio differs from version 1 worlds).
+GENERATOR_VERSION = 2
 WORLD_FORMAT = "viml-world"
 WORLD_FILE = "world.json"
 # The plan, written before any media: marks a folder whose generation is running or was interrupted.
