@@ -96,6 +96,14 @@ def test_bad_tag_files_fail_clearly(tmp_path, content, message, capsys):
     assert main(["synth", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 1
 
 
+def test_items_without_tags_are_reported_not_fatal(tmp_path, capsys):
+    path = tmp_path / "some.jsonl"
+    path.write_text(json.dumps(ITEMS[0]) + "\n" + json.dumps({"id": "empty", "tags": {}}) + "\n")
+    assert main(["synth", str(path), "--method", "data2text", "--out", str(tmp_path / "o.jsonl")]) == 0
+    assert set(load_texts(tmp_path / "o.jsonl")) == {"piano-1"}
+    assert "1 items got no text" in capsys.readouterr().err
+
+
 def test_output_never_overwrites_the_input(tagged, capsys):
     before = tagged.read_text()
     assert main(["synth", str(tagged), "--method", "tags", "--out", str(tagged)]) == 1

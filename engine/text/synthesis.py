@@ -85,6 +85,9 @@ def synthesize_collection(
     texts: dict[str, list[str]] = {}
     failed: dict[str, str] = {}
     for item_id, tag_probabilities in items.items():
+        if not active_tags(tag_probabilities):
+            failed[item_id] = "no tags"  # an empty tag mapping: nothing to describe
+            continue
         rng = random.Random(f"{seed}:{method}:{item_id}")
         found: list[str] = []
         try:

@@ -104,10 +104,8 @@ def run(args: argparse.Namespace) -> int:
     if client is not None:
         print(f"language model: {client.requests_sent} requests, {client.cache_hits} answers from the cache")
     if failed:
-        print(
-            f"{len(failed)} items got no text (answers rejected); first: {next(iter(failed.items()))}",
-            file=sys.stderr,
-        )
+        item_id, reason = next(iter(failed.items()))
+        print(f"{len(failed)} items got no text; first: {item_id}: {reason}", file=sys.stderr)
     return 0
 
 
