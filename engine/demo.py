@@ -26,15 +26,24 @@ class DemoConfig:
 
     @property
     def name(self) -> str:
-        return f"n{self.pieces}-s{self.seed}"
+        """Names the cached world/features/runs; the generator version is in it so that a new generator
+        never reuses features of an old world."""
+        from viml.engine.world.generate import GENERATOR_VERSION
+
+        return f"n{self.pieces}-s{self.seed}-g{GENERATOR_VERSION}"
 
 
 def ensure_world(folder: Path, config: DemoConfig):  # noqa: ANN201 (engine.world.World)
-    from viml.engine.world.generate import WorldError, generate_world, load_world
+    from viml.engine.world.generate import GENERATOR_VERSION, WorldError, generate_world, load_world
 
     try:
         world = load_world(folder)
-        if not world.missing_files() and len(world.pieces) == config.pieces and world.seed == config.seed:
+        if (
+            not world.missing_files()
+            and len(world.pieces) == config.pieces
+            and world.seed == config.seed
+            and world.version == GENERATOR_VERSION
+        ):
             return world
     except WorldError:
         pass
