@@ -32,9 +32,17 @@ def normalize_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 def window_scores(
-    embeddings: np.ndarray, starts: np.ndarray, counts: np.ndarray, query: np.ndarray
+    embeddings: np.ndarray,
+    starts: np.ndarray,
+    counts: np.ndarray,
+    query: np.ndarray,
+    bias: np.ndarray | None = None,
 ) -> WindowScores:
-    """Score every window of every track; `embeddings` rows of track t are starts[t]:starts[t]+counts[t]."""
+    """Score every window of every track; `embeddings` rows of track t are starts[t]:starts[t]+counts[t].
+
+    `bias` [N] (optional) is added to every segment's similarity before windows are averaged (the
+    prompt terms' tag score, catalog/prompt_terms.py).
+    """
     query = np.atleast_2d(np.asarray(query, dtype=np.float32))
     total, k = embeddings.shape[0], query.shape[0]
     tracks = len(counts)
@@ -42,6 +50,8 @@ def window_scores(
         empty = np.zeros(0, np.float32)
         return WindowScores(empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64))
     similarities = _similarities(embeddings, query)  # [N, K] float32
+    if bias is not None:
+        similarities += np.asarray(bias, dtype=np.float32)[:, None]
     if k == 1:
         windows = similarities[:, 0].copy()
     else:

@@ -8,6 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from viml.catalog.prompt_terms import PromptTerms, segment_tag_matrix
 from viml.catalog.ranking import normalize_rows, top_tracks, window_scores
 from viml.catalog.retrieval import DEFAULT_TAG_THRESHOLD
 from viml.catalog.store import Catalog, TrackTable, path_key
@@ -81,24 +82,40 @@ class Suggestion:
 def suggest(
     catalog: Catalog,
     space_id: str | None,
-    query: np.ndarray,
+    query: np.ndarray | None,
     clip_seconds: float | None = None,
     prompt: str | None = None,
     filters: Filters | None = None,
     top: int = 10,
     table: TrackTable | None = None,
+    terms: PromptTerms | None = None,
+    tags: np.ndarray | None = None,
+    mention_weight: float = 0.0,
 ) -> list[Suggestion]:
-    """Rank catalogued tracks for query rows [K, D] in retrieval space `space_id` (None: music embeddings)."""
+    """Rank catalogued tracks for query rows [K, D] in retrieval space `space_id` (None: music embeddings).
+
+    `terms` (catalog/prompt_terms.py) add the prompt's concept weights and negations through each
+    segment's tag probabilities (`tags` [N, T] aligned with the table, loaded when not given); `query`
+    may then be None when the prompt is nothing but terms ("no vocals").
+    """
     table = table if table is not None else catalog.load_tracks(space_id)
     if not table.paths:
         raise UserFacingError("the catalog has no tracks for this model yet; run `viml scan FOLDER` first")
+    bias = None
+    if terms is not None and terms.has_terms(mention_weight):
+        tags = tags if tags is not None else segment_tag_matrix(catalog, table)
+        bias = terms.segment_bias(tags, catalog.tag_names(), mention_weight)
+    if query is None:
+        if bias is None:
+            raise UserFacingError("the prompt has nothing to search for")
+        query = np.zeros((1, table.embeddings.shape[1]), np.float32)
     query = normalize_rows(np.atleast_2d(query))
     if query.shape[1] != table.embeddings.shape[1]:
         raise UserFacingError(
             f"the query has {query.shape[1]} dimensions but the catalog's embeddings have "
             f"{table.embeddings.shape[1]}: was the catalog embedded with another bundle?"
         )
-    scores = window_scores(table.embeddings, table.starts, table.counts, query)
+    scores = window_scores(table.embeddings, table.starts, table.counts, query, bias)
     keep = (filters or Filters()).keep(table, catalog)
     chosen = top_tracks(scores.best, keep, top)
     length = clip_seconds if clip_seconds is not None else DEFAULT_SEGMENT_SECONDS * query.shape[0]
