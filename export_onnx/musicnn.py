@@ -148,6 +148,39 @@ def _export(torch, model, example, path: Path) -> None:
     )
 
 
+FUSED_NAME = "musicnn_fused.onnx"
+FUSED_OUTPUTS = ("MTT_probabilities", "MTT_penultimate", "MSD_probabilities", "MSD_penultimate")
+
+
+def _export_fused(models: list, path: Path) -> float:
+    """Export both taggers as one graph sharing the front end; returns max abs diff vs the separate models."""
+    import onnxruntime
+    import torch
+    from viml.export_onnx.musicnn_fused import FusedMusicnn
+
+    fused = FusedMusicnn(models, FRONT_END.patch_frames).eval()
+    example = torch.zeros(2, FRONT_END.patch_frames, FRONT_END.n_mels)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            fused,
+            (example,),
+            str(path),
+            input_names=["patches"],
+            output_names=list(FUSED_OUTPUTS),
+            dynamic_axes={"patches": {0: "batch"}, **{name: {0: "batch"} for name in FUSED_OUTPUTS}},
+            opset_version=17,
+            dynamo=False,
+        )
+    patches = np.random.default_rng(0).uniform(0, 3, (3, FRONT_END.patch_frames, FRONT_END.n_mels))
+    patches = patches.astype(np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for model in models for t in model(torch.from_numpy(patches))]
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"patches": patches})
+    return float(max(np.abs(a - e).max() for a, e in zip(actual, expected, strict=True)))
+
+
 def _check_onnx(model, path: Path) -> float:
     """Max abs difference between torch and onnxruntime on a few random log-mel patches."""
     import onnxruntime
@@ -177,7 +210,9 @@ def _up_to_date(folder: Path, source_info: dict) -> bool:
         and manifest["source"].get("wheel_sha256") != source_info["wheel_sha256"]
     ):
         return False
-    for entry in manifest.get("models", {}).values():
+    if "fused" not in manifest:
+        return False
+    for entry in [*manifest.get("models", {}).values(), manifest["fused"]]:
         onnx_path = folder / entry["file"]
         if not onnx_path.exists() or sha256_file(onnx_path) != entry["sha256"]:
             return False
@@ -197,11 +232,12 @@ def convert(wheel: Path | None = None, output: Path | None = None, force: bool =
 
     labels = source.labels()
     folder.mkdir(parents=True, exist_ok=True)
-    models = {}
+    models, torch_models = {}, []
     with tempfile.TemporaryDirectory(dir=folder) as staging:
         for name in MODEL_NAMES:
             vocabulary = name.split("_")[0]
             model = from_tf_tensors(load_checkpoint(source, name))
+            torch_models.append(model)
             staged = Path(staging) / f"{name}.onnx"
             with torch.no_grad():
                 _export_onnx(model, staged)
@@ -224,8 +260,18 @@ def convert(wheel: Path | None = None, output: Path | None = None, force: bool =
                 "validation_result": validation,
             }
             log.info("converted %s (ONNX vs torch max diff %.1e)", name, difference)
-        for name in MODEL_NAMES:
-            os.replace(Path(staging) / f"{name}.onnx", folder / f"{name}.onnx")
+        fused_difference = _export_fused(torch_models, Path(staging) / FUSED_NAME)
+        if fused_difference > _EXPORT_TOLERANCE:
+            raise RuntimeError(f"fused graph differs from the separate models by {fused_difference:.2e}")
+        fused = {
+            "file": FUSED_NAME,
+            "sha256": sha256_file(Path(staging) / FUSED_NAME),
+            "models": list(MODEL_NAMES),
+            "outputs": list(FUSED_OUTPUTS),
+            "max_abs_difference_vs_separate": fused_difference,
+        }
+        for file in [f"{name}.onnx" for name in MODEL_NAMES] + [FUSED_NAME]:
+            os.replace(Path(staging) / file, folder / file)
     manifest = {
         "name": "musicnn",
         "converter_version": CONVERTER_VERSION,
@@ -235,6 +281,8 @@ def convert(wheel: Path | None = None, output: Path | None = None, force: bool =
         "front_end": FRONT_END.as_dict(),
         "embedding": "mean over a segment's patches of the 200-d 'penultimate' layer, MTT then MSD",
         "models": models,
+        # Both taggers in one graph sharing the front-end convolutions (what the run time loads).
+        "fused": fused,
     }
     (folder / "LICENSE-musicnn.md").write_text(manifest["licence_text"] + "\n")
     temporary = folder / (MANIFEST_NAME + ".tmp")

@@ -59,8 +59,10 @@ def test_mel_bank_is_slaney_normalised():
     assert (bank >= 0).all() and (bank.sum(axis=1) > 0).all()
 
 
-def test_onnx_matches_tensorflow(folder, audio):
-    model = MusicModel.load(folder, device="cpu")
+@pytest.mark.parametrize("fused", [True, False], ids=["fused graph (default)", "two sessions"])
+def test_onnx_matches_tensorflow(folder, audio, fused):
+    model = MusicModel.load(folder, device="cpu", fused=fused)
+    assert (model.fused_session is not None) == fused
     for piece, signal in audio.items():
         outputs = model.run_patches(_patches(log_mel_spectrogram(signal)))
         for vocabulary, name in MODELS.items():
@@ -69,6 +71,20 @@ def test_onnx_matches_tensorflow(folder, audio):
             np.testing.assert_allclose(probabilities, taggram, atol=2e-5, err_msg=f"{piece} {name}")
             np.testing.assert_allclose(penultimate, REFERENCE[f"{piece}/{name}/penultimate"], atol=1e-4)
             assert ((probabilities > 0.3) == (taggram > 0.3)).all()
+
+
+def test_fused_graph_matches_the_separate_models(folder, audio):
+    fused = MusicModel.load(folder, device="cpu")
+    separate = MusicModel.load(folder, device="cpu", fused=False)
+    signal = np.concatenate([audio["strings"], audio["techno"]])
+    a, b = fused.analyze(signal), separate.analyze(signal)
+    np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-4)
+    for vocabulary in ("MTT", "MSD"):
+        np.testing.assert_allclose(
+            a.tag_probabilities[vocabulary], b.tag_probabilities[vocabulary], atol=1e-5
+        )
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["fused"]["max_abs_difference_vs_separate"] < 1e-4
 
 
 def test_torch_matches_tensorflow(audio):
@@ -102,9 +118,9 @@ def test_manifest_records_source_licence_and_hashes(folder):
     assert manifest["source"]["version"] == "0.1.0"
     assert "Permission to use, copy, modify" in manifest["licence_text"]
     assert (folder / "LICENSE-musicnn.md").exists()
-    for entry in manifest["models"].values():
+    for entry in [*manifest["models"].values(), manifest["fused"]]:
         assert sha256_file(folder / entry["file"]) == entry["sha256"]
-        assert len(entry["tags"]) == 50
+    assert all(len(entry["tags"]) == 50 for entry in manifest["models"].values())
 
 
 def test_conversion_is_skipped_when_up_to_date(folder):

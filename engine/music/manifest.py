@@ -9,7 +9,7 @@ from viml.paths import models_dir
 
 MUSICNN_VERSION = "0.1.0"
 # Bump when the conversion output changes, so `viml convert-musicnn` redoes stale folders.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: adds the fused two-tagger graph
 MANIFEST_NAME = "manifest.json"
 # The two musicnn-architecture taggers; both feed every segment (MTT and MSD tag vocabularies).
 MODEL_NAMES = ("MTT_musicnn", "MSD_musicnn")

@@ -2,13 +2,16 @@
 
 `MusicModel.load()` opens `MTT_musicnn.onnx` and `MSD_musicnn.onnx` from the converted model folder.
 `analyze(audio)` cuts the audio into the shared 10 s segments (`engine.segments`), runs 3 s log-mel
-patches spread over each segment through both taggers in one batch per model, and returns per segment:
+patches spread over each segment through both taggers, and returns per segment:
 - tag probabilities for both vocabularies (MTT: instruments/moods, MSD: genres/eras), the mean of the
   segment's patch taggram, as musicnn itself summarises a clip;
 - the embedding: the mean of the 200-d "penultimate" layer of MTT then MSD (400-d). That layer is the
   last shared representation before the tag classifier, so it carries everything the tags are read from
   (instrument, genre, mood, tempo feel) in a compact, batch-normalised form, while the 1506-d pooled
   features below it are 4x larger and tied to low-level activations.
+By default both taggers run as one graph (`musicnn_fused.onnx`, written by the conversion): it shares
+the front-end convolutions and pools before ReLU/batch-norm, same outputs to float rounding (~1e-6),
+~1.2x faster than two sessions (bench/music_model.py). `fused=False` runs the two per-model graphs.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from viml.errors import MediaError, UserFacingError
 log = logging.getLogger(__name__)
 
 DEFAULT_TAG_THRESHOLD = 0.3  # the paper keeps tagger outputs above 0.3 for text synthesis
-# Patches per onnxruntime call: large enough to amortise call overhead, small enough to bound memory.
-BATCH_PATCHES = 32
+# Patches per onnxruntime call: large enough to amortise call overhead, small enough to bound memory
+# (~14 MB of activations per patch). Measured flat from 4 to 32 (bench/music_model.py).
+BATCH_PATCHES = 16
 # Peak amplitude under which a signal counts as silent (about -80 dBFS).
 SILENCE_PEAK = 1e-4
 
@@ -92,14 +96,34 @@ def _create_session(path: Path, options, device: str):
 class MusicModel:
     """Both musicnn taggers plus the front end; call `analyze` or `analyze_file`."""
 
-    def __init__(self, taggers: list[_Tagger], manifest: dict, front_end: FrontEndConfig = FRONT_END) -> None:
+    def __init__(
+        self,
+        taggers: list[_Tagger],
+        manifest: dict,
+        front_end: FrontEndConfig = FRONT_END,
+        fused_session: object | None = None,
+    ) -> None:
         self.taggers = taggers
         self.manifest = manifest
         self.front_end = front_end
+        # One session running every tagger (outputs "<vocabulary>_probabilities", "..._penultimate");
+        # when None, each tagger's own session runs.
+        self.fused_session = fused_session
 
     @classmethod
-    def load(cls, folder: Path | None = None, device: str = "auto", threads: int | None = None) -> MusicModel:
-        """Open the converted models; `device` is "auto" (CUDA when onnxruntime offers it) or "cpu"."""
+    def load(
+        cls,
+        folder: Path | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        fused: bool = True,
+    ) -> MusicModel:
+        """Open the converted models; `device` is "auto" (CUDA when onnxruntime offers it) or "cpu".
+
+        `threads`: onnxruntime intra-op threads (None: one per physical core; give 1 per worker process
+        when several processes share the cores). `fused`: run both taggers as one graph (default) or as
+        two sessions (the pre-fusion path, kept for comparison and for folders converted before it).
+        """
         folder = Path(folder) if folder else model_folder()
         manifest_path = folder / MANIFEST_NAME
         if not manifest_path.exists():
@@ -116,22 +140,20 @@ class MusicModel:
             raise ModelsMissingError(
                 f"{folder} was converted for another front end; run `{CONVERT_COMMAND} --force`"
             )
-        taggers = []
         options = _session_options(threads)
+        fused_entry = manifest.get("fused") if fused else None
+        fused_session = _open(folder / fused_entry["file"], options, device) if fused_entry else None
+        taggers = []
         for name in MODEL_NAMES:
             entry = manifest["models"].get(name)
             path = folder / entry["file"] if entry else None
             if path is None or not path.exists():
                 raise ModelsMissingError(f"{folder}: {name} is missing; run `{CONVERT_COMMAND}`")
-            try:
-                session = _create_session(path, options, device)
-            except Exception as error:  # onnxruntime raises its own exception types for bad files
-                raise ModelsMissingError(
-                    f"{path} cannot be loaded ({error}); run `{CONVERT_COMMAND} --force`"
-                ) from error
+            # With the fused graph loaded, the per-model graphs are not needed in memory.
+            session = None if fused_session else _open(path, options, device)
             taggers.append(_Tagger(name, entry["vocabulary"], list(entry["tags"]), session))
-        log.debug("music model on %s", taggers[0].session.get_providers())
-        return cls(taggers, manifest)
+        log.debug("music model on %s", (fused_session or taggers[0].session).get_providers())
+        return cls(taggers, manifest, fused_session=fused_session)
 
     @property
     def tag_names(self) -> dict[str, list[str]]:
@@ -143,6 +165,8 @@ class MusicModel:
 
     def run_patches(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Log-mel patches [N, 187, 96] -> {vocabulary: (probabilities [N, T], penultimate [N, 200])}."""
+        if self.fused_session is not None:
+            return self._run_fused(patches)
         outputs = {}
         for tagger in self.taggers:
             chunks = [
@@ -154,6 +178,26 @@ class MusicModel:
                 np.concatenate([c[1] for c in chunks]),
             )
         return outputs
+
+    def _run_fused(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        names = [output.name for output in self.fused_session.get_outputs()]
+        chunks = [
+            dict(
+                zip(
+                    names,
+                    self.fused_session.run(None, {"patches": patches[i : i + BATCH_PATCHES]}),
+                    strict=True,
+                )
+            )
+            for i in range(0, len(patches), BATCH_PATCHES)
+        ]
+        return {
+            tagger.vocabulary: tuple(
+                np.concatenate([chunk[f"{tagger.vocabulary}_{kind}"] for chunk in chunks])
+                for kind in ("probabilities", "penultimate")
+            )
+            for tagger in self.taggers
+        }
 
     def analyze(
         self,
@@ -231,6 +275,17 @@ class MusicModel:
                 result.tag_names,
             )
         return result
+
+
+def _open(path: Path, options, device: str):
+    if not path.exists():
+        raise ModelsMissingError(f"{path} is missing; run `{CONVERT_COMMAND}`")
+    try:
+        return _create_session(path, options, device)
+    except Exception as error:  # onnxruntime raises its own exception types for bad files
+        raise ModelsMissingError(
+            f"{path} cannot be loaded ({error}); run `{CONVERT_COMMAND} --force`"
+        ) from error
 
 
 def _segment_means(values: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
