@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.video is None and not args.prompt:
         raise UserFacingError("give a VIDEO clip, a --prompt, or both")
+    from viml.catalog.prompt_terms import parse_prompt
+
+    terms = parse_prompt(args.prompt)  # weights and negations go through the tags, the rest is embedded
     if not 0.0 <= args.influence <= 1.0:
         raise UserFacingError("--influence must be between 0 and 1")
     end = args.end if args.end is not None else args.start + 30.0
@@ -118,13 +121,31 @@ def run(args: argparse.Namespace) -> int:
     space, encoder = open_bundle(args.bundle)
     with Catalog(args.catalog, must_exist=True) as catalog:
         ensure_space(catalog, space, progress=sys.stderr.isatty())
-        query = encoder.encode_query(args.video, args.start, end, args.prompt, args.influence)
+        wants_query = args.video is not None or terms.text
+        text = terms.text or None
+        query = (
+            encoder.encode_query(args.video, args.start, end, text, args.influence) if wants_query else None
+        )
         clip_seconds = end - args.start if args.video is not None else None
-        results = suggest(catalog, space.id, query, clip_seconds, args.prompt, filters_from(args), args.top)
+        results = suggest(
+            catalog, space.id, query, clip_seconds, args.prompt, filters_from(args), args.top, terms=terms
+        )
         if args.mark_used and results:
             mark_used(catalog, [results[0].path], note=args.video)
-    emit(results, args, clip_seconds, video=args.video, video_in=args.start)
+    emit(results, args, clip_seconds, video=args.video, video_in=args.start, header=header(encoder, terms))
     return 0
+
+
+def header(encoder, terms) -> str:  # noqa: ANN001 (QueryEncoder, PromptTerms)
+    """Which bundle ranked (trained / zero-shot / demo) and which prompt terms applied, for the table."""
+    bundle = getattr(encoder, "bundle", None)
+    line = "bundle: "
+    if bundle is None:
+        line += "(unknown kind)"
+    else:
+        line += f"{bundle.name} ({bundle.kind}{'' if bundle.reads_pictures else ', prompt only'})"
+    described = terms.describe()
+    return line + (f"; prompt terms: {described}" if described else "")
 
 
 def emit(
@@ -133,6 +154,7 @@ def emit(
     clip_seconds: float | None,
     video: str | None = None,
     video_in: float = 0.0,
+    header: str | None = None,
 ) -> None:
     from viml.catalog.export import SUGGESTION_FIELDS, to_csv
 
@@ -152,7 +174,7 @@ def emit(
     elif args.format == "csv":
         text = to_csv(rows, SUGGESTION_FIELDS)
     else:
-        text = table(results)
+        text = (header + "\n" if header else "") + table(results)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text + ("" if text.endswith("\n") else "\n"))
