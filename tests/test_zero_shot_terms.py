@@ -158,3 +158,15 @@ def test_suggest_applies_terms_from_the_catalog(tmp_path):
     with pytest.raises(UserFacingError):
         suggest(catalog, IdentitySpace.id, None, top=3, terms=parse_prompt("calm"))
     catalog.close()
+
+
+def test_suggest_header_names_bundle_kind_and_terms():
+    from types import SimpleNamespace
+
+    from viml.cli.suggest import header
+
+    bundle = SimpleNamespace(name="zs", kind="zero-shot", reads_pictures=False)
+    line = header(SimpleNamespace(bundle=bundle), parse_prompt("piano^2, no vocals"))
+    assert line == "bundle: zs (zero-shot, prompt only); prompt terms: piano +2, any vocals −1"
+    trained = SimpleNamespace(name="mine", kind="trained", reads_pictures=True)
+    assert header(SimpleNamespace(bundle=trained), parse_prompt("calm")) == "bundle: mine (trained)"

@@ -116,7 +116,19 @@ def run_list(args: argparse.Namespace) -> int:
         print(
             f"{mark} {info.name:24} {m['kind']:9} {pictures:12} {m['bundle_hash'][:12]}  {', '.join(sorted(m['models']))}"
         )
+    active = next((i for i in infos if i.name == default and i.manifest), None)
+    if active is None and default is None and sum(1 for i in infos if i.manifest) == 1:
+        active = next(i for i in infos if i.manifest)  # the only bundle is used when none is chosen
+    if active is not None:
+        print(f"active: {active.name} ({active.kind}: {KIND_WORDS.get(active.kind, active.kind)})")
     return 0
+
+
+KIND_WORDS = {
+    "zero-shot": "pretrained taggers and text encoders, no ViML training",
+    "trained": "ViML towers trained on your data",
+    "demo": "ViML towers trained on the generated demo world, for trying the app",
+}
 
 
 def run_verify(args: argparse.Namespace) -> int:
