@@ -346,7 +346,7 @@ def measure_speed(runtime, prompts: list[str], segments: int) -> dict:  # noqa: 
         timings[name] = round(statistics.median(samples), 2)
     result = {
         "text embedding ms (MiniLM ONNX, median per prompt)": round(statistics.median(onnx_ms), 2),
-        "text embedding ms (sentence-transformers torch, median)": torch_ms,
+        "text embedding ms (sentence-transformers torch 1 thread, median)": torch_ms,
         "text embedding target ms": 20,
         "segments": int(len(embeddings)),
         "tracks": int(len(counts)),
@@ -365,19 +365,23 @@ def torch_minilm_ms(prompts: list[str]) -> float | None:
         from viml.engine.encoders.text import minilm_model_dir
     except ImportError:
         return None
+    import torch
+
+    # One thread: on this shared 2-core machine torch's default (2 threads) measured 30-60x slower.
+    torch.set_num_threads(1)
     model = SentenceTransformer(str(minilm_model_dir()), device="cpu")
     model.encode(["warm up"])
     samples = []
     for prompt in prompts:
         started = time.perf_counter()
-        model.encode([prompt])
+        model.encode([prompt], show_progress_bar=False)
         samples.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(samples), 2)
 
 
 def print_speed(result: dict) -> None:
     onnx = result["text embedding ms (MiniLM ONNX, median per prompt)"]
-    torch_ms = result["text embedding ms (sentence-transformers torch, median)"]
+    torch_ms = result["text embedding ms (sentence-transformers torch 1 thread, median)"]
     print(f"\nspeed (CPU, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
     line = f"text embedding: {onnx:.1f} ms (target 20 ms: {onnx / 20:.2f} of it)"
     if torch_ms:
