@@ -121,7 +121,14 @@ class ScanProcess:
     SIGSTOP/SIGCONT of the child's process group, and cancelling is safe at any moment because a scan
     commits file by file (the next scan resumes)."""
 
-    def __init__(self, folder: str, catalog_file: Path, analyzer: str | None = None, jobs: int | None = None):
+    def __init__(
+        self,
+        folder: str,
+        catalog_file: Path,
+        analyzer: str | None = None,
+        jobs: int | None = None,
+        bundle: str | None = None,
+    ):
         self.folder = os.path.abspath(folder)
         self.catalog_file = catalog_file
         command = [
@@ -135,6 +142,12 @@ class ScanProcess:
         ]
         if analyzer:
             command += ["--analyzer", analyzer]
+        if bundle is None:  # the bundle the app ranks with (desktop setting), else the CLI's default
+            from viml.desktop.settings import AppSettings
+
+            bundle = AppSettings().bundle
+        if bundle:
+            command += ["--bundle", bundle]
         if jobs:
             command += ["--jobs", str(jobs)]
         self.command = command
@@ -222,35 +235,12 @@ def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndar
 
 
 # -- suggestions ------------------------------------------------------------------------------------
-# A query engine turns (video, in, out, prompt, influence) into query rows and names the retrieval space
-# they live in. The product's comes from the model bundle; tests may install another real one.
-QueryEngine = Callable[..., tuple[str | None, np.ndarray]]
-_query_engine_factory: Callable[[str | None], QueryEngine] | None = None
+def retrieval(bundle: str | None):  # noqa: ANN201 (RetrievalSpace, QueryEncoder)
+    """The bundle's retrieval space and query encoder: the one loader the CLI uses too (opened once per
+    process and bundle, so a new prompt on the same clip only encodes the prompt)."""
+    from viml.engine.runtime import load_retrieval
 
-
-def set_query_engine_factory(factory: Callable[[str | None], QueryEngine] | None) -> None:
-    global _query_engine_factory
-    _query_engine_factory = factory
-
-
-def bundle_query_engine(bundle: str | None) -> QueryEngine:
-    """The bundle's retrieval space + query encoder (engine/runtime), as a query engine."""
-    try:
-        from viml.engine.runtime import load_retrieval  # the bundle runtime's entry point
-    except ImportError as error:
-        raise BackendMissingError(
-            "ranking needs the model bundle runtime (viml.engine.runtime.load_retrieval), which is not "
-            f"available in this installation: {error}"
-        ) from error
-    space, encoder = load_retrieval(bundle)
-
-    def engine(catalog, video, in_point, out_point, prompt, influence):
-        from viml.catalog.retrieval import ensure_space
-
-        ensure_space(catalog, space)
-        return space.id, encoder.encode_query(video, in_point, out_point, prompt, influence)
-
-    return engine
+    return load_retrieval(bundle)
 
 
 def suggest(
@@ -273,13 +263,16 @@ def suggest(
         raise UserFacingError("No catalog yet: add a music folder and scan it first.")
     if video is not None and not os.path.exists(video):
         raise UserFacingError(f"{video}: the clip has vanished; open it again")
-    factory = _query_engine_factory or bundle_query_engine
-    engine = factory(bundle)
+    from viml.catalog.retrieval import ensure_space
+
+    space, encoder = retrieval(bundle)
     if token is not None:
         token.checkpoint()
     with Catalog(catalog_file) as catalog:
-        space, query = engine(
-            catalog,
+        ensure_space(catalog, space)  # tracks scanned under another bundle: no audio decoded again
+        if token is not None:
+            token.checkpoint()
+        query = encoder.encode_query(
             video,
             in_point if video else None,
             out_point if video else None,
@@ -290,7 +283,7 @@ def suggest(
             token.checkpoint()  # a newer query may have arrived while the clip was being encoded
         clip_seconds = out_point - in_point if video else None
         found = catalog_suggest(
-            catalog, space, query, clip_seconds=clip_seconds, prompt=prompt or None, top=top
+            catalog, space.id, query, clip_seconds=clip_seconds, prompt=prompt or None, top=top
         )
     rows = []
     for item in found:

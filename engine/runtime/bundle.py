@@ -157,8 +157,10 @@ class RuntimeBundle:
         from viml.catalog.retrieval import ZeroShotSpace
 
         # The space changes only when the text encoder does, so unrelated rebuilds keep the embeddings.
+        # The encoder's session opens at the first text (a rescan with nothing new never pays for it).
         return ZeroShotSpace(
-            self.prompt_encoder.encode_texts, f"{self.prompt_role}:{self.file_hash(self.prompt_role)}"
+            lambda texts: self.prompt_encoder.encode_texts(texts),
+            f"{self.prompt_role}:{self.file_hash(self.prompt_role)}",
         )
 
     def query_encoder(self):  # noqa: ANN201 (engine.runtime.query.BundleQueryEncoder)

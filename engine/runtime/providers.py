@@ -57,6 +57,9 @@ def create_session(path: Path, choice: str = "auto", threads: int | None = None)
     import onnxruntime
 
     providers = requested_providers(choice)
+    # onnxruntime's own logger prints the failed CUDA library load before any session option applies;
+    # we report the fallback once, in plain words, below.
+    onnxruntime.set_default_logger_severity(3)
     try:
         session = onnxruntime.InferenceSession(str(path), session_options(threads), providers=providers)
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types

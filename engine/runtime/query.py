@@ -37,10 +37,18 @@ class TrainedSpace:
         self.bundle = bundle
         self.id = "viml-" + bundle.file_hash("music_tower")[:16]
         self.max_segments = int(bundle.models["music_tower"]["max_segments"])
+        self.music_dim = int(bundle.models["music_tower"]["inputs"][0]["shape"][2])
 
     def embed_segments(self, segments: MusicSegments) -> np.ndarray:
-        session = self.bundle.session("music_tower")
         features = segments.embeddings.astype(np.float32)
+        if features.ndim != 2 or features.shape[1] != self.music_dim:
+            # The catalog was analysed by another music model than the one these towers were trained on.
+            raise UserFacingError(
+                f"bundle {self.bundle.name!r} reads {self.music_dim}-d music-model embeddings but the catalog "
+                f"holds {features.shape[-1]}-d ones: rescan with the bundle's music model "
+                "(`viml scan FOLDER --reanalyze`) or use another --catalog"
+            )
+        session = self.bundle.session("music_tower")
         rows = []
         for start in range(0, len(features), self.max_segments):
             window = features[None, start : start + self.max_segments]

@@ -14,7 +14,11 @@ def add_catalog_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--catalog", metavar="PATH", help="catalog database (default: catalog.sqlite in ViML's data folder)"
     )
-    parser.add_argument("--bundle", metavar="PATH", help="model bundle (default: the configured bundle)")
+    parser.add_argument(
+        "--bundle",
+        metavar="NAME",
+        help="model bundle name or folder (default: the configured default bundle)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     with Catalog(args.catalog) as catalog:
 
         def report(summary) -> None:
-            print_summary(summary.as_dict(), as_json=args.json)
+            result = summary.as_dict()
+            result["retrieval"] = embed_for_bundle(catalog, args.bundle, progress)
+            print_summary(result, as_json=args.json)
 
         if args.watch:
             watch(catalog, args.folder, spec, args.jobs, args.interval, report, progress=progress)
@@ -67,6 +73,29 @@ def run(args: argparse.Namespace) -> int:
         summary = scan(catalog, args.folder, spec, args.jobs, progress=progress, reanalyze=args.reanalyze)
         report(summary)
     return 0
+
+
+def embed_for_bundle(catalog, bundle: str | None, progress: bool) -> dict:  # noqa: ANN001 (Catalog)
+    """Put every catalogued track into the bundle's retrieval space, from the stored music-model outputs.
+
+    A track already embedded in that space costs nothing; after a bundle change the new space is filled
+    without decoding audio. With no bundle installed at all the scan still stands (`viml suggest` embeds
+    once one is); a bundle that was asked for, or a broken default, is an error.
+    """
+    from viml.catalog.retrieval import ensure_space
+    from viml.engine.bundles.store import default_bundle_name, list_bundles
+    from viml.engine.runtime import open_retrieval
+
+    if bundle is None and default_bundle_name() is None and not any(i.manifest for i in list_bundles()):
+        return {
+            "bundle": None,
+            "space": None,
+            "embedded": 0,
+            "note": "no model bundle installed: tracks are embedded for search once one is "
+            "(`viml bundle build --zero-shot --default`)",
+        }
+    runtime, space, _ = open_retrieval(bundle)
+    return {"bundle": runtime.name, "space": space.id, "embedded": ensure_space(catalog, space, progress)}
 
 
 def print_summary(summary: dict, as_json: bool = False, limit: int = 20) -> None:
@@ -80,6 +109,14 @@ def print_summary(summary: dict, as_json: bool = False, limit: int = 20) -> None
         f"{summary['unchanged']} unchanged, {summary['removed']} removed",
         flush=True,
     )
+    retrieval = summary.get("retrieval") or {}
+    if retrieval.get("note"):
+        print(f"  {retrieval['note']}")
+    elif retrieval.get("space"):
+        print(
+            f"  search space of bundle {retrieval['bundle']!r}: {retrieval['embedded']} tracks embedded "
+            f"({retrieval['space']})"
+        )
     for reason, count in summary["skipped"].items():
         print(f"  skipped {count}: {reason}")
     if summary["still_failing"]:

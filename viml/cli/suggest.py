@@ -103,10 +103,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from viml.catalog.bundle_link import open_bundle
     from viml.catalog.retrieval import ensure_space
     from viml.catalog.search import mark_used, suggest
     from viml.catalog.store import Catalog
+    from viml.engine.runtime import load_retrieval
 
     if args.video is None and not args.prompt:
         raise UserFacingError("give a VIDEO clip, a --prompt, or both")
@@ -118,8 +118,10 @@ def run(args: argparse.Namespace) -> int:
     end = args.end if args.end is not None else args.start + 30.0
     if args.video is not None and end <= args.start:
         raise UserFacingError(f"--out ({end} s) must be after --in ({args.start} s)")
-    space, encoder = open_bundle(args.bundle)
+    space, encoder = load_retrieval(args.bundle)
     with Catalog(args.catalog, must_exist=True) as catalog:
+        # Tracks scanned under another bundle (or none) are embedded now from their stored music-model
+        # outputs: no audio is decoded again.
         ensure_space(catalog, space, progress=sys.stderr.isatty())
         wants_query = args.video is not None or terms.text
         text = terms.text or None
