@@ -28,4 +28,8 @@ $(STAMP): pyproject.toml setup.py scripts/system-deps.sh
 	# tinysoundfont declares pyaudio (needs PortAudio headers to build) but offline rendering never uses it.
 	$(PY) -m pip install -q --no-deps tinysoundfont
 	$(PY) -m pip install -q -e '.[train,test]'
+	# The musicnn wheel carries the pretrained taggers; its metadata pins numpy<1.17 and TensorFlow, so it is
+	# never installed, only downloaded: `viml convert-musicnn` reads the checkpoints straight from the zip.
+	test -f $(VIML_HOME)/wheels/musicnn-0.1.0-py3-none-any.whl || \
+		$(PY) -m pip download -q --no-deps musicnn==0.1.0 -d $(VIML_HOME)/wheels
 	touch $(STAMP)
