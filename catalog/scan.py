@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import multiprocessing
 import os
@@ -198,7 +199,10 @@ def _process(
             while queue and len(pending) < window:
                 path = queue.pop()
                 pending[executor.submit(analysis.worker_fingerprint, path)] = ("fingerprint", path)
-            finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            if isinstance(executor, _InlineExecutor):
+                finished = {executor.run_next()}
+            else:
+                finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for future in finished:
                 stage, payload = pending.pop(future)
                 result = future.result()
@@ -261,10 +265,20 @@ def _route(
 
 
 class _InlineExecutor(cf.Executor):
-    """Runs each task at submit time: the one-core path, with no process start-up cost."""
+    """The one-core path, with no process start-up cost: tasks run in this process one at a time, in the
+    order they were submitted, when the scan asks for the next result. So each analysis is committed
+    before the next one starts, and a kill loses at most the file being analysed."""
+
+    def __init__(self) -> None:
+        self._queue: collections.deque = collections.deque()
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
         future: cf.Future = cf.Future()
+        self._queue.append((future, fn, args, kwargs))
+        return future
+
+    def run_next(self) -> cf.Future:
+        future, fn, args, kwargs = self._queue.popleft()
         future.set_result(fn(*args, **kwargs))
         return future
 

@@ -2,10 +2,14 @@
 
 It decodes the file for real (`engine.media.read_audio`, as the music model does) and describes each 10 s segment by its log band energies, so hostile
 files fail the way they would with the music model, and embeddings are a deterministic function of the
-audio. It is not a music model: `viml scan` uses the real one unless told otherwise.
+audio. It is not a music model: `viml scan` uses the real one unless told otherwise. `GatedAnalyzer` lets a
+test decide how far a scan may get (the kill -9 test).
 """
 
 from __future__ import annotations
+
+import os
+import time
 
 import numpy as np
 from viml.engine.music.types import MusicSegments
@@ -79,3 +83,25 @@ def _sigmoid(x: float) -> float:
 
 def load() -> StatsAnalyzer:
     return StatsAnalyzer()
+
+
+class GatedAnalyzer(StatsAnalyzer):
+    """For the kill -9 test: each analysis first takes a ticket, a file named ticket-* in the folder
+    VIML_TEST_SCAN_GATE names. The test hands out tickets, so the scan advances exactly as far as the test
+    lets it and a kill lands at a chosen point of progress however fast or slow the machine is."""
+
+    def analyze_file(self, path: str) -> MusicSegments:
+        gate = os.environ["VIML_TEST_SCAN_GATE"]
+        while True:
+            for name in sorted(os.listdir(gate)):
+                if name.startswith("ticket-"):
+                    try:  # rename is atomic: of several workers, one gets each ticket
+                        os.rename(os.path.join(gate, name), os.path.join(gate, "claimed-" + name[7:]))
+                    except FileNotFoundError:
+                        continue
+                    return super().analyze_file(path)
+            time.sleep(0.002)
+
+
+def load_gated() -> GatedAnalyzer:
+    return GatedAnalyzer()

@@ -178,28 +178,73 @@ def kill_folder(tmp_path):
     return folder
 
 
+def committed(path, what="tracks + errors"):
+    """Rows the scan has committed, read as any other reader would (0 before the tables exist)."""
+    if not path.exists():
+        return 0
+    import sqlite3
+
+    tables = what.split(" + ")
+    connection = sqlite3.connect(path, timeout=30.0)
+    try:
+        query = "SELECT " + " + ".join(f"(SELECT COUNT(*) FROM {table})" for table in tables)
+        return connection.execute(query).fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+    finally:
+        connection.close()
+
+
+def wait_for(condition, what, process, limit=60.0):
+    """Progress, not time, decides when to kill; the limit only turns a stuck scan into a clear failure."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert process.poll() is None, f"the scan exited ({process.returncode}) while waiting for {what}"
+        assert time.monotonic() < deadline, f"no progress: {what}"
+        time.sleep(0.002)
+
+
 def test_scan_killed_20_times_then_resumed_equals_uninterrupted_scan(tmp_path, kill_folder):
     reference = tmp_path / "reference.sqlite"
     assert run_scan(kill_folder, reference, "-j", "1").returncode == 0
     interrupted = tmp_path / "interrupted.sqlite"
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    env = {**os.environ, "VIML_TEST_SCAN_GATE": str(gate)}
+    # 15 analyses finish the folder (14 contents + the undecodable file, an error row; the duplicate is
+    # linked). Each attempt gets fewer tickets than analyses still missing, so none can finish: each of
+    # the 20 is really killed, and the catalog still fills up across attempts.
     rng = random.Random(7)
-    kills = 0
+    points = []
     for attempt in range(20):
+        for name in os.listdir(gate):
+            os.unlink(gate / name)
+        missing = 15 - committed(interrupted, "contents + errors")
+        moment = ("starting", "analysing", "committed", "committed")[attempt % 4]
+        tickets = min(rng.choice([1, 2]) if moment != "starting" else 0, missing - 1)
+        before = committed(interrupted)
+        jobs = 2 if attempt % 3 == 1 else 1  # the pool's workers die with it; one-process scans start faster
         process = subprocess.Popen(
-            [*CLI, "scan", str(kill_folder), "--catalog", str(interrupted), "--analyzer", STATS, "-q",
-             "-j", str(1 + attempt % 2)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [*CLI, "scan", str(kill_folder), "--catalog", str(interrupted), "--analyzer",
+             "viml.catalog.stats_analyzer:load_gated", "-q", "-j", str(jobs)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
         )  # fmt: skip
-        time.sleep(rng.uniform(0.05, 1.2))
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # the scan and its workers, like a crash
-            kills += 1
+        for i in range(tickets):
+            (gate / f"ticket-{attempt}-{i}").touch()
+        if moment == "analysing":  # every ticket taken: the kill lands inside an analysis or a commit
+            wait_for(lambda: not any(n.startswith("ticket-") for n in os.listdir(gate)), "tickets", process)
+        elif moment == "committed":  # the ticketed files are written; the scan waits for the next ticket
+            target = before + tickets
+            wait_for(lambda: committed(interrupted) >= target, "commits", process)  # noqa: B023 (used at once)
+        assert process.poll() is None, "a gated scan cannot finish, so this kill must land"
+        os.killpg(process.pid, signal.SIGKILL)  # the scan and its workers, like a crash
         process.wait()
+        points.append((moment, committed(interrupted)))
         if attempt % 5 == 4 and interrupted.exists():
-            # Some runs should catch the database between files: it must always open and read.
+            # Some runs catch the database between files: it must always open and read.
             with Catalog(interrupted) as catalog:
                 catalog.load_tracks()
-    assert kills >= 10  # most attempts really were cut short
+    assert len({count for _, count in points}) >= 5, points  # killed at many points of progress
     assert run_scan(kill_folder, interrupted, "-j", "2").returncode == 0
     assert catalog_dump(interrupted) == catalog_dump(reference)
     with Catalog(interrupted) as catalog:
