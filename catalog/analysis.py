@@ -92,11 +92,26 @@ class MusicModelAnalyzer:
         return self.model.analyze_file(path)  # type: ignore[attr-defined]
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Model threads for each of `workers` processes sharing the cores: one worker gets them all; N workers
+    on N cores get one each (more threads than cores make the processes fight over them)."""
+    return max(1, (cores or usable_cores()) // max(1, workers))
+
+
 def load_music_model() -> MusicModelAnalyzer:
     from viml.engine.music.runtime import MusicModel
 
-    # One onnxruntime thread per worker process: the scan parallelises over files instead.
-    threads = int(os.environ.get("VIML_ANALYZER_THREADS", "0")) or None
+    # VIML_ANALYZER_THREADS: set by the scan for its workers (cores // workers) or by the user; a process
+    # analysing on its own uses every core.
+    threads = int(os.environ.get("VIML_ANALYZER_THREADS", "0")) or usable_cores()
     return MusicModelAnalyzer(MusicModel.load(threads=threads))
 
 
@@ -188,11 +203,11 @@ def _os_message(error: OSError) -> str:
 _worker_analyzer: Analyzer | None = None
 
 
-def worker_init(spec: str) -> None:
+def worker_init(spec: str, threads: int = 1) -> None:
+    """Runs once in each worker process; `threads` is its share of the cores (threads_per_worker)."""
     global _worker_analyzer
-    # Each worker uses one thread for the model: parallelism comes from the processes.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("VIML_ANALYZER_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("VIML_ANALYZER_THREADS", str(threads))
     _worker_analyzer = load_analyzer(spec)
 
 

@@ -167,7 +167,7 @@ def _process(
 ) -> None:
     from tqdm import tqdm
 
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
+    jobs = max(1, min(jobs or analysis.usable_cores(), len(todo)))
     if jobs == 1:
         analysis._worker_analyzer = analyzer
         executor: cf.Executor = _InlineExecutor()
@@ -176,7 +176,7 @@ def _process(
             max_workers=jobs,
             mp_context=multiprocessing.get_context("spawn"),  # no fork after model threads started
             initializer=analysis.worker_init,
-            initargs=(spec,),
+            initargs=(spec, analysis.threads_per_worker(jobs)),
         )
     bar = tqdm(total=len(todo), unit="file", disable=not progress, desc="scan", dynamic_ncols=True)
     pending: dict[cf.Future, tuple[str, object]] = {}

@@ -15,6 +15,8 @@ Tables
 - `vocabularies`: tag names of each vocabulary (e.g. MTT, MSD) in blob column order.
 - `scan_runs` and `errors`: what each scan did, and every file that could not be catalogued and why.
 - `used_tracks` (v2): tracks already placed in an edit (`suggest --exclude-used` leaves them out).
+- `catalog_state` (v3): a random catalog id and a generation that triggers bump on every write to tracks,
+  contents, segments or retrieval; the cached segment matrix (matrix_cache.py) is keyed by both.
 """
 
 from __future__ import annotations
@@ -99,6 +101,37 @@ MIGRATIONS: list[list[str]] = [
             used_at REAL NOT NULL,
             note TEXT
         )""",
+    ],
+    # version 3: a generation counter that every write ranking can see bumps (triggers, so no writer can
+    # forget), and a random id per catalog: together they key the cached segment matrix (matrix_cache.py)
+    [
+        """CREATE TABLE catalog_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            catalog_id TEXT NOT NULL,
+            generation INTEGER NOT NULL
+        )""",
+        "INSERT INTO catalog_state VALUES (1, lower(hex(randomblob(8))), 0)",
+        *[
+            f"CREATE TRIGGER {table}_{event.split()[0].lower()}_generation AFTER {event} ON {table} "
+            "BEGIN UPDATE catalog_state SET generation = generation + 1; END"
+            for table, event in [
+                ("tracks", "INSERT"),
+                ("tracks", "DELETE"),
+                # size/mtime alone (a touched file) change nothing ranking reads
+                (
+                    "tracks",
+                    "UPDATE OF path, folder, hash, format, duration, title, artist, album, genre, bpm",
+                ),
+                ("contents", "INSERT"),
+                ("contents", "DELETE"),
+                ("segments", "INSERT"),
+                ("segments", "DELETE"),
+                ("segments", "UPDATE"),
+                ("retrieval", "INSERT"),
+                ("retrieval", "DELETE"),
+                ("retrieval", "UPDATE"),
+            ]
+        ],
     ],
 ]
 

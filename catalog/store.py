@@ -299,11 +299,43 @@ class Catalog:
             self.connection.row_factory = None
         return dict(row) if row else None
 
-    def load_tracks(self, space: str | None = None) -> TrackTable:
+    def state(self) -> tuple[str, int]:
+        """(catalog id, generation): the generation changes with every write ranking can see."""
+        catalog_id, generation = self.connection.execute(
+            "SELECT catalog_id, generation FROM catalog_state"
+        ).fetchone()
+        return catalog_id, int(generation)
+
+    def load_tracks(self, space: str | None = None, cache: bool | None = None) -> TrackTable:
         """Every track with its segment embeddings: music-model ones (space None) or a retrieval space's.
 
-        One query, ordered so each track's segments are contiguous; duplicate files share content rows.
+        With `cache` (default: on unless VIML_NO_MATRIX_CACHE=1), the table comes from the matrix cache
+        next to the catalog when it was built at the catalog's current generation (memory-mapped, no
+        copy), else from SQLite, and is then cached.
         """
+        from viml.catalog import matrix_cache
+
+        if cache is None:
+            cache = os.environ.get("VIML_NO_MATRIX_CACHE", "") in ("", "0")
+        own_transaction = not self.connection.in_transaction
+        if own_transaction:
+            self.connection.execute("BEGIN")  # one snapshot: the generation read matches the rows read
+        try:
+            catalog_id, generation = self.state()
+            root = matrix_cache.cache_root(self.path)
+            table = matrix_cache.load(root, catalog_id, generation, space) if cache else None
+            if table is not None:
+                return table
+            table = self._load_tracks_from_sql(space)
+        finally:
+            if own_transaction:
+                self.connection.execute("COMMIT")
+        if cache:
+            matrix_cache.save(root, catalog_id, generation, space, table)
+        return table
+
+    def _load_tracks_from_sql(self, space: str | None) -> TrackTable:
+        """One query, ordered so each track's segments are contiguous; duplicate files share content rows."""
         if space is None:
             query = (
                 "SELECT t.path, t.hash, s.start, s.embedding FROM tracks t JOIN segments s ON s.hash = t.hash "

@@ -279,3 +279,40 @@ def test_queries_run_while_a_scan_writes(tmp_path, kill_folder):
 
 def test_default_analyzer_is_the_music_model():
     assert analysis.DEFAULT_ANALYZER == "viml.catalog.analysis:load_music_model"
+
+
+def test_workers_share_the_cores_for_model_threads():
+    assert [analysis.threads_per_worker(w, cores=2) for w in (1, 2, 3)] == [2, 1, 1]
+    assert [analysis.threads_per_worker(w, cores=16) for w in (1, 2, 4, 32)] == [16, 8, 4, 1]
+
+
+class ThreadsRecorder(StatsAnalyzer):
+    """Notes which process analysed a file and the model threads it was given."""
+
+    def analyze_file(self, path):
+        record = os.path.join(os.environ["VIML_TEST_THREADS_LOG"], f"{os.getpid()}-{os.path.basename(path)}")
+        with open(record, "w") as handle:
+            handle.write(os.environ.get("VIML_ANALYZER_THREADS", "unset"))
+        return super().analyze_file(path)
+
+
+def threads_recorder():
+    return ThreadsRecorder()
+
+
+def test_scan_workers_get_their_share_of_the_cores(tmp_path, monkeypatch):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for i in range(4):
+        write_wav(folder / f"t{i}.wav", 11, seed=i)
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("VIML_TEST_THREADS_LOG", str(log))
+    monkeypatch.delenv("VIML_ANALYZER_THREADS", raising=False)
+    monkeypatch.setattr(analysis, "usable_cores", lambda: 6)  # the parent splits 6 cores over 2 workers
+    with Catalog(tmp_path / "c.sqlite") as catalog:
+        summary = scan(catalog, folder, f"{__name__}:threads_recorder", jobs=2, progress=False)
+    assert summary.analysed == 4
+    records = {name.split("-", 1)[0]: (log / name).read_text() for name in os.listdir(log)}
+    assert str(os.getpid()) not in records  # analysed in the workers
+    assert set(records.values()) == {"3"}
