@@ -9,7 +9,7 @@ from pathlib import Path
 
 from viml.engine.features import FeatureSet
 from viml.engine.pipeline import DEMO_FRAME_ENCODER, Row, chance_row, format_table, train_and_evaluate
-from viml.engine.train import TrainConfig
+from viml.engine.train import CHECKPOINT_FILE, TrainConfig
 
 from viml.paths import viml_home
 
@@ -78,9 +78,8 @@ def run_demo(config: DemoConfig, folder: Path | None = None) -> str:
     world = ensure_world(root / f"world-{config.name}", config)
     features = ensure_features(root / f"features-{config.name}", world, config)
     train_config = TrainConfig(steps=config.steps, text_methods=["tags"], seed=config.seed)
-    results = train_and_evaluate(
-        features, root / f"run-{config.name}-tags", train_config, query_methods=(None, "tags", "heldout")
-    )
+    run_dir = root / f"run-{config.name}-tags"
+    results = train_and_evaluate(features, run_dir, train_config, query_methods=(None, "tags", "heldout"))
     rows = [Row("chance", "-", "-", "-", chance_row(features))]
     rows += [Row("ViML", "tags", "0.8", method or "-", result) for method, result in results]
     test_count = len(features.split("test"))
@@ -92,6 +91,89 @@ def run_demo(config: DemoConfig, folder: Path | None = None) -> str:
         f"frame encoder: {features.provenance.get('frame_encoder')}",
         f"text encoder:  {features.provenance.get('text_encoder')}",
         f"music model:   {features.provenance.get('music_model')}",
-        f"data: {root}   total time {time.perf_counter() - started:.0f} s",
     ]
+    # The product path on the trained model: ONNX bundle, catalog scan, suggestions for test clips.
+    ensure_demo_bundle(run_dir / CHECKPOINT_FILE, config.clip)
+    product = suggest_for_test_clips(root / f"product-{config.name}", world, features)
+    notes += [
+        "",
+        f"ONNX bundle '{DEMO_BUNDLE}' (kind: demo) exported from {run_dir / CHECKPOINT_FILE}",
+        product,
+    ]
+    notes += ["", f"data: {root}   total time {time.perf_counter() - started:.0f} s"]
     return table + "\n" + "\n".join(notes)
+
+
+DEMO_BUNDLE = "demo"
+
+
+def ensure_demo_bundle(checkpoint: Path, clip: str) -> Path:
+    """Export the trained demo model as the bundle "demo" (again only when the checkpoint is newer).
+
+    It becomes the default bundle when none is set, so `viml suggest` and `viml app` work right away.
+    """
+    from viml.engine.bundles.store import bundles_dir, default_bundle_name, set_default_bundle
+    from viml.export_onnx.build import build_bundle
+
+    folder = bundles_dir() / DEMO_BUNDLE
+    manifest = folder / "manifest.json"
+    if not manifest.exists() or manifest.stat().st_mtime < checkpoint.stat().st_mtime:
+        folder = build_bundle(DEMO_BUNDLE, clip=clip, checkpoint=checkpoint, kind="demo", force=True)
+    if default_bundle_name() is None:
+        set_default_bundle(DEMO_BUNDLE)
+    return folder
+
+
+def demo_library(root: Path, world, features: FeatureSet) -> Path:  # noqa: ANN001
+    """The test split's music as a folder to scan (hard links: no copies), like a user's music folder."""
+    library = root / "library"
+    library.mkdir(parents=True, exist_ok=True)
+    for piece in world.pieces:
+        if piece.split != "test":
+            continue
+        source = world.music_path(piece)
+        target = library / source.name
+        if not target.exists():
+            try:
+                target.hardlink_to(source)
+            except OSError:  # another file system: copy instead
+                import shutil
+
+                shutil.copy2(source, target)
+    return library
+
+
+def suggest_for_test_clips(root: Path, world, features: FeatureSet, clips: int = 3) -> str:  # noqa: ANN001
+    """Scan the test music into a catalog with the demo bundle and suggest music for a few test clips,
+    exactly as `viml scan` and `viml suggest` do; report where each clip's own track ranks."""
+    from viml.catalog.retrieval import ensure_space
+    from viml.catalog.scan import scan
+    from viml.catalog.search import suggest
+    from viml.catalog.store import Catalog
+    from viml.engine.runtime import load_retrieval
+
+    library = demo_library(root, world, features)
+    catalog_path = root / "catalog.sqlite"
+    space, encoder = load_retrieval(DEMO_BUNDLE)
+    lines = [f"viml scan {library} --catalog {catalog_path} --bundle {DEMO_BUNDLE}"]
+    with Catalog(catalog_path) as catalog:
+        summary = scan(catalog, library, progress=False)
+        ensure_space(catalog, space)
+        lines.append(
+            f"  {summary.analysed} analysed, {summary.unchanged} unchanged, {len(summary.failures)} failed "
+            f"({summary.audio_seconds:.0f} s of audio in {summary.seconds:.1f} s)"
+        )
+        for piece in world.split("test")[:clips]:
+            video = world.video_path(piece)
+            end = min(piece.seconds, 30.0)
+            query = encoder.encode_query(str(video), 0.0, end, None, 0.0)
+            results = suggest(catalog, space.id, query, end, None, top=len(world.split("test")))
+            own = world.music_path(piece).name
+            rank = next((r.rank for r in results if Path(r.path).name == own), None)
+            best = results[0]
+            lines.append(
+                f"viml suggest {video.name} --in 0 --out {end:.0f}: own track ranks {rank} of {len(results)}; "
+                f"top: {Path(best.path).name} from {best.start:.0f} s, score {best.score:.2f}, "
+                f"tags {', '.join(t['tag'] for t in best.matched_tags[:4])}"
+            )
+    return "\n".join(lines)

@@ -58,41 +58,6 @@ class _Tagger:
     session: object  # onnxruntime.InferenceSession
 
 
-def _session_options(threads: int | None):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks the physical core count
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return options
-
-
-# Set once CUDA failed to initialise (e.g. onnxruntime-gpu without the CUDA libraries): stop retrying.
-_cuda_failed = False
-
-
-def _create_session(path: Path, options, device: str):
-    """A session on CUDA when asked for and usable, else CPU, without onnxruntime's loud fallback log."""
-    global _cuda_failed
-    import onnxruntime
-
-    wants_cuda = device != "cpu" and not _cuda_failed
-    if wants_cuda and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        onnxruntime.set_default_logger_severity(4)  # a failed CUDA load is expected, not an error here
-        try:
-            session = onnxruntime.InferenceSession(
-                str(path), options, providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-            )
-        finally:
-            onnxruntime.set_default_logger_severity(2)
-        if "CUDAExecutionProvider" in session.get_providers():
-            return session
-        _cuda_failed = True
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 class MusicModel:
     """Both musicnn taggers plus the front end; call `analyze` or `analyze_file`."""
 
@@ -118,7 +83,7 @@ class MusicModel:
         threads: int | None = None,
         fused: bool = True,
     ) -> MusicModel:
-        """Open the converted models; `device` is "auto" (CUDA when onnxruntime offers it) or "cpu".
+        """Open the converted models; `device` is "auto" (CUDA when it really works), "cuda" or "cpu".
 
         `threads`: onnxruntime intra-op threads (None: one per physical core; give 1 per worker process
         when several processes share the cores). `fused`: run both taggers as one graph (default) or as
@@ -140,9 +105,8 @@ class MusicModel:
             raise ModelsMissingError(
                 f"{folder} was converted for another front end; run `{CONVERT_COMMAND} --force`"
             )
-        options = _session_options(threads)
         fused_entry = manifest.get("fused") if fused else None
-        fused_session = _open(folder / fused_entry["file"], options, device) if fused_entry else None
+        fused_session = _open(folder / fused_entry["file"], threads, device) if fused_entry else None
         taggers = []
         for name in MODEL_NAMES:
             entry = manifest["models"].get(name)
@@ -150,7 +114,7 @@ class MusicModel:
             if path is None or not path.exists():
                 raise ModelsMissingError(f"{folder}: {name} is missing; run `{CONVERT_COMMAND}`")
             # With the fused graph loaded, the per-model graphs are not needed in memory.
-            session = None if fused_session else _open(path, options, device)
+            session = None if fused_session else _open(path, threads, device)
             taggers.append(_Tagger(name, entry["vocabulary"], list(entry["tags"]), session))
         log.debug("music model on %s", (fused_session or taggers[0].session).get_providers())
         return cls(taggers, manifest, fused_session=fused_session)
@@ -277,12 +241,14 @@ class MusicModel:
         return result
 
 
-def _open(path: Path, options, device: str):
+def _open(path: Path, threads: int | None, device: str):
+    from viml.engine.runtime.providers import create_session
+
     if not path.exists():
         raise ModelsMissingError(f"{path} is missing; run `{CONVERT_COMMAND}`")
     try:
-        return _create_session(path, options, device)
-    except Exception as error:  # onnxruntime raises its own exception types for bad files
+        return create_session(path, device, threads)
+    except UserFacingError as error:  # a file onnxruntime cannot load
         raise ModelsMissingError(
             f"{path} cannot be loaded ({error}); run `{CONVERT_COMMAND} --force`"
         ) from error

@@ -19,6 +19,8 @@ PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 _reported: set[tuple[str, str]] = set()
+# Set once a CUDA session fell back to CPU: later sessions skip the slow, failing CUDA library load.
+_cuda_unusable = False
 
 
 def requested_providers(choice: str = "auto") -> list[str]:
@@ -28,7 +30,7 @@ def requested_providers(choice: str = "auto") -> list[str]:
     choice = (os.environ.get("VIML_PROVIDER") or choice).lower()
     if choice not in PROVIDER_CHOICES:
         raise UserFacingError(f"unknown provider {choice!r}: choose one of {', '.join(PROVIDER_CHOICES)}")
-    if choice == "cpu":
+    if choice == "cpu" or (choice == "auto" and _cuda_unusable):
         return [_CPU]
     available = onnxruntime.get_available_providers()
     if _CUDA not in available:
@@ -47,8 +49,8 @@ def session_options(threads: int | None = None):  # noqa: ANN201 (onnxruntime ty
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # the CUDA fallback is reported by us, once, in plain words
-    if threads:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads or 0  # 0: onnxruntime picks the physical core count
+    options.inter_op_num_threads = 1
     return options
 
 
@@ -56,16 +58,20 @@ def create_session(path: Path, choice: str = "auto", threads: int | None = None)
     """An InferenceSession for `path`; logs once per model kind which provider runs it and why."""
     import onnxruntime
 
+    global _cuda_unusable
     providers = requested_providers(choice)
-    # onnxruntime's own logger prints the failed CUDA library load before any session option applies;
-    # we report the fallback once, in plain words, below.
-    onnxruntime.set_default_logger_severity(3)
+    # onnxruntime's own logger prints the failed CUDA library load (at ERROR) before any session option
+    # applies; silence it (FATAL only) and report the fallback once, in plain words, below.
+    onnxruntime.set_default_logger_severity(4)
     try:
         session = onnxruntime.InferenceSession(str(path), session_options(threads), providers=providers)
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
         raise UserFacingError(f"{path}: onnxruntime cannot load this model ({error})") from error
+    finally:
+        onnxruntime.set_default_logger_severity(2)
     used = session.get_providers()
     if _CUDA in providers and _CUDA not in used:
+        _cuda_unusable = True
         message = (
             "CUDA was not usable (no GPU, or the CUDA 12 / cuDNN 9 libraries onnxruntime-gpu needs are "
             "missing from the library path); running on CPU"
