@@ -257,3 +257,80 @@ def _audio_frames(stream, signal: np.ndarray) -> list[av.AudioFrame]:
         frame.pts, frame.time_base = offset, Fraction(1, context.sample_rate)
         frames += resampler.resample(frame)
     return frames + resampler.resample(None)
+
+
+def write_ogg_repeated_headers(
+    source: str | os.PathLike, path: str | os.PathLike, own_page: bool = False, change_setup: bool = False
+) -> Path:
+    """Copy the Ogg Vorbis file `source` to `path` with its three header packets repeated right after
+    the first set, in the same logical stream, on a page without the beginning-of-stream flag: the
+    structure of Debian hyperrogue-music's `hr-savino-*.ogg` (a tag editor's leftovers), which FFmpeg's
+    Ogg demuxer refuses. The repeated comment is shorter, as there. own_page: the repeats get a page
+    of their own instead of opening the first audio page. change_setup: the repeated setup header
+    differs by one byte."""
+    pages = _ogg_pages(Path(source).read_bytes())
+    packets, position = [], 0  # the three header packets, from the first pages
+    data = b"".join(body for _, _, lacing, body in pages[:2])
+    lacing_values = [value for _, _, lacing, _ in pages[:2] for value in lacing]
+    current = b""
+    for value in lacing_values:
+        current += data[position : position + value]
+        position += value
+        if value < 255:
+            packets.append(current)
+            current = b""
+    identification, comment, setup = packets[:3]
+    if not (identification.startswith(b"\x01vorbis") and setup.startswith(b"\x05vorbis")):
+        raise ValueError(f"{source}: the first two pages do not hold the three Vorbis headers")
+    vendor_length = int.from_bytes(comment[7:11], "little")
+    short_comment = comment[: 11 + vendor_length] + (1).to_bytes(4, "little") + _tag(b"ENCODER=x") + b"\x01"
+    if change_setup:
+        setup = setup[:-2] + bytes([setup[-2] ^ 0x40]) + setup[-1:]
+    repeats = [identification, short_comment, setup]
+    repeat_lacing = [value for packet in repeats for value in _lacing(len(packet))]
+    flags, granule, lacing, body = pages[2]
+    if own_page or len(lacing) + len(repeat_lacing) > 255:
+        pages.insert(2, (0, 0, repeat_lacing, b"".join(repeats)))
+    else:
+        pages[2] = (flags, granule, repeat_lacing + lacing, b"".join(repeats) + body)
+    serial = int.from_bytes(Path(source).read_bytes()[14:18], "little")
+    path = Path(path)
+    path.write_bytes(b"".join(_ogg_page(serial, seq, *page) for seq, page in enumerate(pages)))
+    return path
+
+
+def _tag(text: bytes) -> bytes:
+    return len(text).to_bytes(4, "little") + text
+
+
+def _lacing(length: int) -> list[int]:
+    return [255] * (length // 255) + [length % 255]
+
+
+def _ogg_pages(data: bytes) -> list[tuple[int, int, list[int], bytes]]:
+    """(flags, granule, lacing values, body) of each page of a single-stream Ogg file."""
+    pages, offset = [], 0
+    while offset < len(data):
+        if data[offset : offset + 4] != b"OggS":
+            raise ValueError(f"no Ogg page at byte {offset}")
+        flags = data[offset + 5]
+        granule = int.from_bytes(data[offset + 6 : offset + 14], "little", signed=True)
+        count = data[offset + 26]
+        lacing = list(data[offset + 27 : offset + 27 + count])
+        start = offset + 27 + count
+        pages.append((flags, granule, lacing, data[start : start + sum(lacing)]))
+        offset = start + sum(lacing)
+    return pages
+
+
+def _ogg_page(serial: int, sequence: int, flags: int, granule: int, lacing: list[int], body: bytes) -> bytes:
+    page = bytearray(b"OggS\x00" + bytes([flags]))
+    page += granule.to_bytes(8, "little", signed=True) + serial.to_bytes(4, "little")
+    page += sequence.to_bytes(4, "little") + bytes(4) + bytes([len(lacing)]) + bytes(lacing) + body
+    crc = 0  # CRC-32, polynomial 0x04C11DB7, MSB first, as the Ogg spec defines it
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) & 0xFFFFFFFF if crc & 0x80000000 else (crc << 1) & 0xFFFFFFFF
+    page[22:26] = crc.to_bytes(4, "little")
+    return bytes(page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import av
 import numpy as np
 import pytest
 import soxr
@@ -11,6 +12,7 @@ from media_factory import (
     AUDIO_CODECS,
     tone,
     write_audio,
+    write_ogg_repeated_headers,
     write_random_bytes,
     write_truncated,
     write_video,
@@ -143,3 +145,36 @@ def test_unreadable_permission_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(MediaError, match="permission denied"):
         read_audio(song, 16000)
+
+
+@pytest.mark.parametrize("own_page", [False, True])
+def test_ogg_vorbis_with_repeated_headers_reads_like_the_original(tmp_path, own_page):
+    """Debian hyperrogue-music's hr-savino-*.ogg repeat their header packets before any audio."""
+    original = write_audio(tmp_path / "original.ogg", seconds=1.0, sample_rate=44100, channels=2)
+    broken = write_ogg_repeated_headers(original, tmp_path / "repeated.ogg", own_page=own_page)
+    with pytest.raises(av.error.InvalidDataError):  # what FFmpeg alone makes of it
+        av.open(str(broken)).close()
+    np.testing.assert_array_equal(read_audio(broken, 16000), read_audio(original, 16000))
+    np.testing.assert_array_equal(
+        read_audio(broken, 16000, start=0.5, end=0.9), read_audio(original, 16000, start=0.5, end=0.9)
+    )
+    assert probe(broken).duration == probe(original).duration
+    assert original.read_bytes() != broken.read_bytes()  # the repair is in memory only
+
+
+def test_ogg_vorbis_repeating_a_different_setup_is_refused_with_the_reason(tmp_path):
+    original = write_audio(tmp_path / "original.ogg", seconds=0.5, sample_rate=44100, channels=2)
+    broken = write_ogg_repeated_headers(original, tmp_path / "changed.ogg", change_setup=True)
+    with pytest.raises(MediaError, match="repeats its setup header with different contents"):
+        read_audio(broken, 16000)
+
+
+@pytest.mark.parametrize("suffix", [".flac", ".wav", ".mp3", ".ogg", ".m4a"])
+def test_text_file_with_an_audio_name_is_a_media_error(tmp_path, suffix):
+    """FLAC's demuxer accepts any file named .flac and gives a stream with no sample rate."""
+    text = tmp_path / f"notes{suffix}"
+    text.write_text("not audio at all\nsecond line\n")
+    with pytest.raises(MediaError, match="not a readable media file"):
+        read_audio(text, 16000)
+    with pytest.raises(MediaError, match="not a readable media file"):
+        probe(text)

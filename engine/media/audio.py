@@ -15,7 +15,7 @@ import soxr
 
 from viml.errors import MediaError
 
-from .container import open_media, origin, stream_duration, truncation_tolerance
+from .container import first_decodable, open_media, origin, stream_duration, truncation_tolerance
 
 # Isolated corrupt packets are skipped (as players do); this many in a row means the stream is broken.
 _MAX_CONSECUTIVE_ERRORS = 20
@@ -36,15 +36,13 @@ def read_audio(
     if start < 0 or (end is not None and end <= start):
         raise ValueError(f"bad time range: start {start}, end {end}")
     with open_media(path) as container:
-        if not container.streams.audio:
-            raise MediaError(path, "no audio stream")
-        stream = container.streams.audio[0]
+        stream = first_decodable(container, "audio", path)
         declared = stream_duration(container, stream)
         if declared is not None and start >= declared:
             raise MediaError(path, f"start {start:.2f} s is past the end of the audio ({declared:.2f} s)")
         chunks, decoded_end = _decode_range(container, stream, path, sample_rate, start, end, seek=start > 0)
     if decoded_end is None:
-        raise MediaError(path, "no audio could be decoded (corrupt or truncated file)")
+        raise MediaError(path, "no audio could be decoded (empty stream, or a corrupt or truncated file)")
     wanted_end = declared if end is None else (min(end, declared) if declared is not None else None)
     if wanted_end is not None:
         missing = wanted_end - decoded_end

@@ -17,6 +17,8 @@ import av
 
 from viml.errors import MediaError
 
+from .ogg import repaired_ogg
+
 _AV_TIME_BASE = 1_000_000
 # A stream that ends this much earlier than its header says is reported as truncated. Ogg and WAV
 # derive their duration from what is on disk, so a cut-off copy there reads as a shorter file.
@@ -61,19 +63,77 @@ def open_media(path: str | os.PathLike) -> Iterator[av.container.InputContainer]
     if not os.access(file, os.R_OK):
         raise MediaError(path, "permission denied")
     try:
-        container = av.open(str(file), metadata_errors="ignore")
+        container, repaired = _av_open(file)
     except PermissionError as error:
         raise MediaError(path, "permission denied") from error
     except av.error.InvalidDataError as error:
         raise MediaError(path, "not a readable media file (unknown format, or corrupt/truncated)") from error
+    except av.error.EOFError as error:
+        raise MediaError(
+            path, "not a readable media file (no audio or video data before its end: not media, or truncated)"
+        ) from error
     except (av.FFmpegError, OSError) as error:
         raise MediaError(path, f"cannot open media ({error})") from error
     try:
-        if not container.streams.video and not container.streams.audio:
-            raise MediaError(path, "no audio or video stream")
+        _check_streams(container, path)
         yield container
     finally:
         container.close()
+        if repaired is not None:
+            repaired.close()
+
+
+def _av_open(file: Path):
+    """av.open, or the Ogg repair when FFmpeg rejects the data; returns (container, file object or None)."""
+    try:
+        return av.open(str(file), metadata_errors="ignore"), None
+    except av.error.InvalidDataError:
+        # FFmpeg refuses Ogg Vorbis with repeated header packets: read it without the repeats.
+        repaired = repaired_ogg(file)
+        if repaired is None:
+            raise
+    try:
+        return av.open(repaired, format="ogg", metadata_errors="ignore"), repaired
+    except BaseException:
+        repaired.close()
+        raise
+
+
+def _check_streams(container, path: str | os.PathLike) -> None:
+    """Raise MediaError unless some audio or video stream can be decoded."""
+    streams = [*container.streams.audio, *container.streams.video]
+    if not streams:
+        raise MediaError(path, "no audio or video stream")
+    if any(decodable(stream) for stream in streams):
+        return
+    # Demuxers that match by file name alone (e.g. FLAC, for a text file named .flac) give streams
+    # with no codec or no sample rate; say which, rather than fail later in a resampler.
+    raise MediaError(path, f"not a readable media file ({undecodable_reason(streams[0])})")
+
+
+def decodable(stream) -> bool:
+    """Whether PyAV has a decoder for `stream` and, for audio, knows its sample rate."""
+    context = stream.codec_context
+    if context is None:
+        return False
+    return stream.type != "audio" or context.sample_rate > 0
+
+
+def undecodable_reason(stream) -> str:
+    if stream.codec_context is None:
+        return f"its {stream.type} stream uses an unknown or unsupported codec"
+    return f"its {stream.codec_context.name} audio stream has no sample rate: not real audio, or a corrupt header"
+
+
+def first_decodable(container, kind: str, path: str | os.PathLike):
+    """The first decodable stream of `kind` ("audio" or "video"), or MediaError saying why none is."""
+    streams = list(getattr(container.streams, kind))
+    if not streams:
+        raise MediaError(path, f"no {kind} stream")
+    for stream in streams:
+        if decodable(stream):
+            return stream
+    raise MediaError(path, f"{kind} cannot be decoded: {undecodable_reason(streams[0])}")
 
 
 def truncation_tolerance(expected_end: float) -> float:
@@ -141,7 +201,9 @@ def first_video_frame(container, path: str | os.PathLike) -> av.VideoFrame:
             return frame
     except av.FFmpegError as error:
         raise MediaError(path, f"video stream cannot be decoded ({error})") from error
-    raise MediaError(path, "video stream has no decodable frames (corrupt or truncated)")
+    raise MediaError(
+        path, "video stream has no decodable frames (empty stream, or a corrupt or truncated file)"
+    )
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -155,18 +217,18 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             "container": container.format.name,
             "duration": container_duration(container, path),
             "start_time": origin(container),
-            "has_video": bool(container.streams.video),
-            "has_audio": bool(container.streams.audio),
+            "has_video": any(decodable(s) for s in container.streams.video),
+            "has_audio": any(decodable(s) for s in container.streams.audio),
         }
-        if container.streams.audio:
-            audio = container.streams.audio[0]
+        if info["has_audio"]:
+            audio = first_decodable(container, "audio", path)
             info |= {
                 "audio_codec": audio.codec_context.name,
                 "sample_rate": audio.codec_context.sample_rate or None,
                 "channels": audio.codec_context.channels or None,
             }
-        if container.streams.video:
-            video = container.streams.video[0]
+        if info["has_video"]:
+            video = first_decodable(container, "video", path)
             rate = video.average_rate or video.guessed_rate
             frame = first_video_frame(container, path)
             rotation = clockwise_rotation(frame, video)

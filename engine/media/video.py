@@ -30,6 +30,7 @@ from .container import (
     clockwise_rotation,
     container_duration,
     display_size,
+    first_decodable,
     open_media,
     origin,
     stream_duration,
@@ -75,10 +76,10 @@ def iter_segment_frames(
     if short_side <= 0:
         raise ValueError(f"short_side must be positive, got {short_side}")
     with open_media(path) as container:
-        if not container.streams.video:
-            raise MediaError(path, "no video stream")
-        stream = container.streams.video[0]
+        stream = first_decodable(container, "video", path)
         duration = stream_duration(container, stream) or container_duration(container, path)
+        if duration <= 0:
+            raise MediaError(path, "video stream is empty (0 s, no frames)")
         if start >= duration:
             raise MediaError(path, f"start {start:.2f} s is past the end of the video ({duration:.2f} s)")
         end = duration if end is None else min(end, duration)
@@ -107,7 +108,9 @@ def _sample(container, stream, path, segments, fps, short_side, end) -> Iterator
                 return
         previous, previous_time = frame, time
     if previous is None:
-        raise MediaError(path, "video stream has no decodable frames (corrupt or truncated)")
+        raise MediaError(
+            path, "video stream has no decodable frames (empty stream, or a corrupt or truncated file)"
+        )
     shown_until = previous_time + max(_frame_seconds(previous), fallback_step)
     if end - shown_until > truncation_tolerance(end) + fallback_step:
         raise MediaError(path, f"truncated: video stops at {shown_until:.2f} s but the file says {end:.2f} s")
