@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,54 +67,71 @@ def top_tags(
 
 def library_rows(catalog_file: Path, folders: list[str], check_missing: bool = True) -> list[LibraryRow]:
     """Tracks of the catalog (analysed / failed + reason) and files in the folders not yet scanned (new)."""
-    rows: list[LibraryRow] = []
-    known: set[str] = set()
-    if catalog_file.exists():
-        from viml.catalog.store import Catalog
+    return LibraryReader().read(catalog_file, folders, check_missing)
 
-        with Catalog(catalog_file) as catalog:
-            names = catalog.tag_names()
-            connection = catalog.connection
-            tag_blobs: dict[str, list[bytes]] = {}
+
+class LibraryReader:
+    """Reads the library for the track list, remembering each content's top tags, so a refresh during a
+    scan decodes tag blobs only for the contents committed since the last read (one reader per window;
+    one read at a time)."""
+
+    def __init__(self) -> None:
+        self._catalog: Path | None = None
+        self._tags: dict[str, tuple[str, ...]] = {}  # content hash -> top tags
+
+    def _top_tags(self, connection, hashes: set[str], names: list[str]) -> None:
+        unknown = sorted(hashes - self._tags.keys())
+        for first in range(0, len(unknown), 500):  # SQLite's bound-parameter limit
+            chunk = unknown[first : first + 500]
+            blobs: dict[str, list[bytes]] = {content_hash: [] for content_hash in chunk}
+            marks = ",".join("?" * len(chunk))
             for content_hash, blob in connection.execute(
-                "SELECT hash, tags FROM segments ORDER BY hash, idx"
+                f"SELECT hash, tags FROM segments WHERE hash IN ({marks}) ORDER BY hash, idx", chunk
             ):
-                tag_blobs.setdefault(content_hash, []).append(blob)
-            for path, content_hash, title, artist, duration in connection.execute(
-                "SELECT path, hash, title, artist, duration FROM tracks ORDER BY path"
-            ):
-                blobs = tag_blobs.get(content_hash, [])
-                matrix = np.frombuffer(b"".join(blobs), np.float32).reshape(len(blobs), -1) if blobs else None
-                tags = top_tags(matrix, names) if matrix is not None and matrix.shape[1] == len(names) else []
-                label = " – ".join(part for part in (artist, title) if part) or Path(path).name
-                state = "missing" if check_missing and not os.path.exists(path) else "analysed"
-                reason = "file vanished since the scan" if state == "missing" else ""
-                rows.append(LibraryRow(path, label, duration, tuple(tags), state, reason))
-                known.add(path)
-            for error in catalog.errors():
-                rows.append(
-                    LibraryRow(
-                        error["path"],
-                        Path(error["path"]).name,
-                        None,
-                        (),
-                        "failed",
-                        f"{error['kind']}: {error['message']}",
-                    )
-                )
-                known.add(error["path"])
-    if folders:
-        from viml.catalog.scan import ScanSummary, discover
-        from viml.catalog.store import path_key
+                blobs[content_hash].append(blob)
+            for content_hash, parts in blobs.items():
+                matrix = np.frombuffer(b"".join(parts), np.float32).reshape(len(parts), -1) if parts else None
+                fits = matrix is not None and matrix.shape[1] == len(names)
+                self._tags[content_hash] = tuple(top_tags(matrix, names)) if fits else ()
 
-        for folder in folders:
-            if not os.path.isdir(folder):
-                continue
-            for path, _info in discover(os.path.abspath(folder), ScanSummary(root=folder)):
-                if path_key(path) not in known:
-                    rows.append(LibraryRow(path_key(path), Path(path).name, None, (), "new"))
-                    known.add(path_key(path))
-    return rows
+    def read(self, catalog_file: Path, folders: list[str], check_missing: bool = True) -> list[LibraryRow]:
+        if catalog_file != self._catalog:  # tag names belong to a catalog
+            self._catalog, self._tags = catalog_file, {}
+        rows: list[LibraryRow] = []
+        known: set[str] = set()
+        if catalog_file.exists():
+            from viml.catalog.store import Catalog
+
+            with Catalog(catalog_file) as catalog:
+                names = catalog.tag_names()
+                tracks = catalog.connection.execute(
+                    "SELECT path, hash, title, artist, duration FROM tracks ORDER BY path"
+                ).fetchall()
+                self._top_tags(catalog.connection, {track[1] for track in tracks}, names)
+                for path, content_hash, title, artist, duration in tracks:
+                    label = " – ".join(part for part in (artist, title) if part) or Path(path).name
+                    state = "missing" if check_missing and not os.path.exists(path) else "analysed"
+                    reason = "file vanished since the scan" if state == "missing" else ""
+                    rows.append(LibraryRow(path, label, duration, self._tags[content_hash], state, reason))
+                    known.add(path)
+                for error in catalog.errors():
+                    reason = f"{error['kind']}: {error['message']}"
+                    rows.append(
+                        LibraryRow(error["path"], Path(error["path"]).name, None, (), "failed", reason)
+                    )
+                    known.add(error["path"])
+        if folders:
+            from viml.catalog.scan import ScanSummary, discover
+            from viml.catalog.store import path_key
+
+            for folder in folders:
+                if not os.path.isdir(folder):
+                    continue
+                for path, _info in discover(os.path.abspath(folder), ScanSummary(root=folder)):
+                    if path_key(path) not in known:
+                        rows.append(LibraryRow(path_key(path), Path(path).name, None, (), "new"))
+                        known.add(path_key(path))
+        return rows
 
 
 class ScanProcess:
@@ -235,12 +253,76 @@ def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndar
 
 
 # -- suggestions ------------------------------------------------------------------------------------
-def retrieval(bundle: str | None):  # noqa: ANN201 (RetrievalSpace, QueryEncoder)
-    """The bundle's retrieval space and query encoder: the one loader the CLI uses too (opened once per
-    process and bundle, so a new prompt on the same clip only encodes the prompt)."""
-    from viml.engine.runtime import load_retrieval
+# onnxruntime's default intra-op pool has one thread per core, and its idle threads spin: on a 2-core
+# machine a query then leaves the GUI thread no core (measured: GUI stalls of 110-140 ms while typing
+# during a scan, 60 ms with one thread). The app keeps its models to half the cores, at least one.
+DESKTOP_MODEL_THREADS = max(1, (os.cpu_count() or 2) // 2)
+_bundles: dict[tuple, tuple] = {}
+_bundles_lock = threading.Lock()  # the start-up warm-up and the first query may ask at once
 
-    return load_retrieval(bundle)
+
+def open_runtime(bundle: str | None):  # noqa: ANN201 (RuntimeBundle, RetrievalSpace, QueryEncoder)
+    """The bundle, its retrieval space and query encoder, opened once per process and bundle hash.
+
+    The same engine objects as `viml.engine.runtime.retrieval.open_retrieval` (which the CLI uses), but
+    with onnxruntime limited to DESKTOP_MODEL_THREADS (that loader has no thread option yet)."""
+    from viml.catalog.retrieval import QueryEncoder, RetrievalSpace
+    from viml.engine.bundles.manifest import read_manifest
+    from viml.engine.bundles.store import resolve_bundle
+    from viml.engine.runtime.bundle import RuntimeBundle, verify_bundle_files
+
+    folder = resolve_bundle(bundle)
+    manifest = read_manifest(folder)
+    verify_bundle_files(folder, manifest)  # sha256 once per process while the files are unchanged
+    key = (str(folder.resolve()), manifest["bundle_hash"])
+    with _bundles_lock:
+        if key not in _bundles:
+            runtime = RuntimeBundle(folder, manifest, threads=DESKTOP_MODEL_THREADS)
+            space, encoder = runtime.retrieval_space(), runtime.query_encoder()
+            if not isinstance(space, RetrievalSpace) or not isinstance(encoder, QueryEncoder):
+                raise UserFacingError(
+                    f"bundle {runtime.name!r} does not provide a retrieval space and query encoder"
+                )
+            _bundles[key] = (runtime, space, encoder)
+        return _bundles[key]
+
+
+def retrieval(bundle: str | None):  # noqa: ANN201 (RetrievalSpace, QueryEncoder)
+    """The bundle's retrieval space and query encoder (a new prompt on the same clip only encodes the
+    prompt)."""
+    _runtime, space, encoder = open_runtime(bundle)
+    return space, encoder
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    name: str
+    kind: str  # the manifest's kind: trained | zero-shot | demo
+    reads_pictures: bool
+
+    @property
+    def label(self) -> str:
+        return f"Bundle: {self.name} ({self.kind}{'' if self.reads_pictures else ', prompts only'})"
+
+    @property
+    def description(self) -> str:
+        from viml.cli.bundle import KIND_WORDS  # the CLI's wording for `viml bundle list`
+
+        return KIND_WORDS.get(self.kind, self.kind)
+
+
+def open_bundle(bundle: str | None, warm: bool = True) -> BundleInfo:
+    """Open the bundle the app ranks with (kept open for every later query) and say what kind it is.
+
+    Called once at start-up off the GUI thread, so the first query does not pay for opening it; `warm`
+    also creates the prompt encoder's session by encoding one word (onnxruntime releases the GIL)."""
+    runtime, _space, _encoder = open_runtime(bundle)
+    if warm:
+        runtime.prompt_encoder.encode_texts(["music"])
+        # The search modules import ~300 ms of Python (prompt terms, the LLM client): here, not during
+        # the first query, where that import would hold the GIL while the user types.
+        import viml.catalog.search  # noqa: F401
+    return BundleInfo(runtime.name, runtime.kind, runtime.reads_pictures)
 
 
 def suggest(
@@ -263,13 +345,11 @@ def suggest(
         raise UserFacingError("No catalog yet: add a music folder and scan it first.")
     if video is not None and not os.path.exists(video):
         raise UserFacingError(f"{video}: the clip has vanished; open it again")
-    from viml.catalog.retrieval import ensure_space
-
     space, encoder = retrieval(bundle)
     if token is not None:
         token.checkpoint()
     with Catalog(catalog_file) as catalog:
-        ensure_space(catalog, space)  # tracks scanned under another bundle: no audio decoded again
+        embed_missing(catalog, space, token)  # tracks scanned under another bundle, or still scanning
         if token is not None:
             token.checkpoint()
         query = encoder.encode_query(
@@ -302,6 +382,22 @@ def suggest(
             )
         )
     return rows
+
+
+def embed_missing(catalog, space, token=None) -> int:  # noqa: ANN001 (Catalog, RetrievalSpace, Token)
+    """`catalog.retrieval.ensure_space`, one track at a time with a checkpoint between tracks: a newer
+    query cancels it mid-way (each track is committed, nothing is lost), and the brief pause hands the
+    GIL to the GUI thread, which a long run of Python-heavy embedding would otherwise starve."""
+    from viml.catalog.ranking import normalize_rows
+
+    missing = catalog.contents_missing_space(space.id)
+    for content_hash in missing:
+        vectors = normalize_rows(space.embed_segments(catalog.music_segments(content_hash)))
+        catalog.write_retrieval(space.id, content_hash, vectors)
+        if token is not None:
+            token.checkpoint()
+        time.sleep(0.001)
+    return len(missing)
 
 
 def export_timeline(

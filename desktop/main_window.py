@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QThreadPool, QUrl
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".mxf"}
 TIMELINE_EXTENSIONS = {".otio", ".edl", ".xml", ".fcpxml"}
+LIBRARY_REFRESH_SECONDS = 1.0
 EXAMPLE_PROMPTS = ("calm piano", "energetic rock with drums", "dreamy electronic", "sad strings")
 
 
@@ -60,6 +62,10 @@ class MainWindow(QMainWindow):
         self.scan_task: workers.Task | None = None
         self.scan_process: backend.ScanProcess | None = None
         self.scan_queue: list[str] = []
+        self.library_reader = backend.LibraryReader()
+        self.library_task: workers.Task | None = None
+        self.library_again = False
+        self.library_seen, self.library_refreshed = -1, 0.0
 
         self.library = LibraryPanel(self)
         self.player = ClipPlayer(self)
@@ -118,8 +124,15 @@ class MainWindow(QMainWindow):
         reveal_button.clicked.connect(self.reveal_in_folder)
         export_button.clicked.connect(self.choose_export_path)
 
+        self.bundle_label = QLabel("Bundle: opening…", self)
+        self.bundle_label.setObjectName("hint")
+        self.statusBar().addPermanentWidget(self.bundle_label)
+        self.bundle_task: workers.Task | None = None
+        self.bundle_info: backend.BundleInfo | None = None
+
         self.library.set_folders(self.settings.music_folders)
         self.refresh_library()
+        self.open_bundle()
         self.show_results([])
 
     # -- layout -----------------------------------------------------------------------------------
@@ -192,14 +205,58 @@ class MainWindow(QMainWindow):
         log.info("%s", message)
         self.statusBar().showMessage(message, 10000)
 
+    # -- model bundle ---------------------------------------------------------------------------
+    def open_bundle(self) -> None:
+        """Open the ranking bundle in the background (the first query then finds it open) and show its
+        kind in the status bar: trained, zero-shot or demo."""
+        bundle = self.settings.bundle
+        self.bundle_label.setText("Bundle: opening…")
+        task = workers.Task(lambda token: backend.open_bundle(bundle))
+        task.signals.result.connect(self._bundle_opened)
+        task.signals.error.connect(self._bundle_failed)
+        task.signals.finished.connect(lambda: setattr(self, "bundle_task", None))
+        self.bundle_task = task
+        workers.start(task, self.pool)
+
+    def _bundle_opened(self, info: backend.BundleInfo) -> None:
+        self.bundle_info = info
+        self.bundle_label.setText(info.label)
+        self.bundle_label.setToolTip(info.description)
+
+    def _bundle_failed(self, message: str) -> None:
+        self.bundle_info = None
+        self.bundle_label.setText("Bundle: none")
+        self.bundle_label.setToolTip(message)
+
     # -- library and scanning ---------------------------------------------------------------------
     def refresh_library(self) -> None:
+        """Re-read the library off the GUI thread; requests that arrive during a read are merged into
+        one more read after it, so a busy scan never queues a pile of them."""
+        if self.library_task is not None:
+            self.library_again = True
+            return
+        self.library_again = False
         catalog_file = backend.catalog_path(self.settings.catalog)
         folders = self.settings.music_folders
-        task = workers.Task(lambda token: backend.library_rows(catalog_file, folders))
+        task = workers.Task(lambda token: self.library_reader.read(catalog_file, folders))
         task.signals.result.connect(self.library.set_rows)
         task.signals.error.connect(self.show_message)
+        task.signals.finished.connect(self._library_read)
+        self.library_task = task
         workers.start(task, self.pool)
+
+    def _library_read(self) -> None:
+        self.library_task = None
+        if self.library_again:
+            self.refresh_library()
+
+    def _scan_progress(self, done: int, total: int, message: str) -> None:
+        self.library.set_progress(done, total, message)
+        # Show newly committed tracks about once a second (each read is incremental, see LibraryReader).
+        now = time.monotonic()
+        if done != self.library_seen and now - self.library_refreshed >= LIBRARY_REFRESH_SECONDS:
+            self.library_seen, self.library_refreshed = done, now
+            self.refresh_library()
 
     def choose_music_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Add a music folder")
@@ -232,8 +289,7 @@ class MainWindow(QMainWindow):
             folder, backend.catalog_path(self.settings.catalog), self.settings.analyzer
         )
         task = workers.Task(lambda token: process.run(token.progress, lambda: token.cancelled))
-        task.signals.progress.connect(self.library.set_progress)
-        task.signals.progress.connect(lambda done, total, _m: done % 25 == 0 and self.refresh_library())
+        task.signals.progress.connect(self._scan_progress)
         task.signals.result.connect(lambda summary: self._scan_finished(folder, summary))
         task.signals.error.connect(self.show_message)
         task.signals.cancelled.connect(lambda: self.show_message(f"Scan of {folder} cancelled"))
@@ -433,6 +489,7 @@ class MainWindow(QMainWindow):
         if SettingsDialog(self.settings, self).exec():
             self.library.set_folders(self.settings.music_folders)
             self.refresh_library()
+            self.open_bundle()
             self.request_query()
 
     # -- drag and drop in -------------------------------------------------------------------------
@@ -468,7 +525,13 @@ class MainWindow(QMainWindow):
     # -- idle / closing ---------------------------------------------------------------------------
     def is_idle(self) -> bool:
         """No background work pending (screenshots and tests wait for this)."""
-        return self.pool.activeThreadCount() == 0 and not self.query.running and self.scan_task is None
+        return (
+            self.pool.activeThreadCount() == 0
+            and not self.query.running
+            and self.scan_task is None
+            and self.library_task is None
+            and self.bundle_task is None
+        )
 
     def closeEvent(self, event) -> None:
         self.stop_audition()

@@ -1,60 +1,83 @@
-"""Save screenshots of the desktop app's main states into docs/screenshots/ (offscreen, ~1 minute).
+"""Save screenshots of the desktop app's main states into docs/screenshots/ (offscreen, ~2-3 minutes).
 
-Builds a small demo world, scans it with the catalog's test analyzer (fast, no model weights) and
-renders: the library after a scan, results with match curves for a world clip, and the batch-tag dialog.
-Until the bundle runtime's query encoder is installed, results come from the clip's own soundtrack in the
-music-embedding space (the same engine the desktop tests use); the screenshot says nothing more than that.
+Everything is real and built the way the end-to-end tests build it (tests/e2e_helpers.py): a small
+generated demo world, the real musicnn models (`viml convert-musicnn`), and the demo bundle (a tiny ViML
+model trained for a few steps on that world, exported with `viml export --demo`). The app scans the
+world's music in its child `viml scan` process, then ranks a world clip (+ a prompt) with the demo
+bundle, and the batch-tag dialog runs `viml tag` on the same folder.
+
+    python scripts/screenshots.py [--out docs/screenshots]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VIML_PROVIDER", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
-def main(out: Path = Path("docs/screenshots")) -> None:
-    scratch = Path(tempfile.mkdtemp(prefix="viml-shots-"))
-    os.environ["VIML_HOME"] = str(scratch / "home")
-    from test_desktop_app import STATS, audio_query_engine
-    from viml.desktop import backend
+def wait(app, condition, timeout: float = 120.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("timed out waiting for the app")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    out = parser.parse_args().out
+
+    import e2e_helpers as e2e
+
+    world = e2e.world()
+    bundle = e2e.demo_bundle()  # trains and exports the demo bundle (~1-2 min on 2 busy cores)
+    os.environ["VIML_HOME"] = str(e2e.home())  # the scan child finds the converted musicnn models here
     from viml.desktop.app import create_application, save_screenshot, wait_until_idle
     from viml.desktop.main_window import MainWindow
     from viml.desktop.settings import AppSettings
-    from viml.engine.world.generate import generate_world
 
-    world = generate_world(scratch / "world", pieces=8, seed=7, seconds=(24, 36), video_audio=True)
     app = create_application()
     settings = AppSettings()
-    settings.catalog = str(scratch / "catalog.sqlite")
-    AppSettings.analyzer = property(lambda self: STATS)
-    backend.set_query_engine_factory(audio_query_engine)
-    window = MainWindow(settings)
+    settings.catalog = str(e2e.home() / "screenshots-catalog.sqlite")
+    settings.bundle = str(bundle)
+    settings.music_folders = []
+    window = MainWindow(settings, audio_device="no-such-device")
+    window.resize(1280, 760)
     window.show()
     window.add_music_folders([str(world.root / "music")])
-    while window.scan_task is not None or window.scan_queue:
-        app.processEvents()
-        time.sleep(0.02)
+    wait(app, lambda: window.scan_task is None and not window.scan_queue and window.is_idle(), 300)
     wait_until_idle(app, window)
+    window.library.table.selectRow(1)
     save_screenshot(window, out / "library.png")
 
-    window.open_video(str(world.root / world.pieces[3].video), 2.0, 14.0)
-    wait_until_idle(app, window)
-    window.player.seek(6.0)
+    piece = world.pieces[2]
+    window.open_video(str(world.video_path(piece)), 1.0, 9.0)
+    wait(app, lambda: window.player.duration > 0 and not window.player.view.image.isNull(), 30)
+    window.player.seek(4.0)
+    window.prompt.setText(piece.tags[0] if piece.tags else "calm")
+    wait(app, lambda: window.results_model.rowCount() > 0 and window.is_idle(), 120)
     wait_until_idle(app, window, settle_seconds=1.0)
     save_screenshot(window, out / "results.png")
 
     dialog = window.open_batch_tag()
     dialog.folder.setText(str(world.root / "music"))
-    wait_until_idle(app, window)
+    dialog.start()
+    wait(app, lambda: dialog.task is None and window.is_idle(), 180)
+    app.processEvents()
     save_screenshot(dialog, out / "batch-tag.png")
+    dialog.close()
     window.close()
-    print(f"screenshots written to {out}")
+    print(f"screenshots written to {out}: library.png, results.png, batch-tag.png")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,10 @@ def open_window(qtbot, tmp_path, bundle, isolated_viml_home):
 def test_app_prompt_search_with_zero_shot_bundle(qtbot, tmp_path, isolated_viml_home):
     world = e2e.world()
     window, music = open_window(qtbot, tmp_path, e2e.zero_shot_bundle(), isolated_viml_home)
+    # The status bar says which kind of bundle ranks (from its manifest), opened at start-up.
+    qtbot.waitUntil(lambda: window.bundle_info is not None, timeout=20000)
+    assert window.bundle_label.text() == "Bundle: zero-shot (zero-shot, prompts only)"
+    assert "no ViML training" in window.bundle_label.toolTip()
     qtbot.keyClicks(window.prompt, "jazz piano")
     count = len(world.pieces)
     qtbot.waitUntil(lambda: window.results_model.rowCount() == count and window.is_idle(), timeout=20000)
@@ -73,6 +77,8 @@ def test_app_clip_search_with_demo_bundle(qtbot, tmp_path, isolated_viml_home):
     """Slow only when run alone (it trains and exports the demo bundle, ~80 s); shared with test_e2e_search."""
     world = e2e.world()
     window, _ = open_window(qtbot, tmp_path, e2e.demo_bundle(), isolated_viml_home)
+    qtbot.waitUntil(lambda: window.bundle_info is not None, timeout=20000)
+    assert window.bundle_label.text() == "Bundle: demo (demo)"
     piece = world.pieces[2]
     window.open_video(str(world.video_path(piece)))
     qtbot.waitUntil(lambda: window.player.duration > 0, timeout=5000)
@@ -122,6 +128,20 @@ def test_app_clip_search_with_demo_bundle(qtbot, tmp_path, isolated_viml_home):
     shot = save_screenshot(window, tmp_path / "shot.png")
     image = QImage(str(shot))
     assert image.width() >= 800 and image.height() >= 500
+    window.close()
+
+
+def test_no_bundle_is_shown_not_raised(qtbot, tmp_path, isolated_viml_home):
+    from viml.desktop.main_window import MainWindow
+    from viml.desktop.settings import AppSettings
+
+    settings = AppSettings()
+    settings.catalog = str(tmp_path / "catalog.sqlite")
+    window = MainWindow(settings, audio_device="no-such-device-xyz")
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: window.bundle_task is None, timeout=10000)
+    assert window.bundle_label.text() == "Bundle: none"
+    assert "viml bundle build --zero-shot" in window.bundle_label.toolTip()
     window.close()
 
 

@@ -157,3 +157,40 @@ def test_token_pause_and_cancel(qtbot):
     assert len(progress) <= 1  # paused at its first checkpoint
     task.token.cancel()
     qtbot.waitUntil(lambda: cancelled == [True], timeout=2000)
+
+
+def test_library_updates_in_place_sorted_and_filtered(qtbot):
+    """A refresh during a scan changes, adds and removes only the rows that differ (no model reset, the
+    selection stays on its track), keeps the chosen sort, and the filter box matches any column."""
+    from viml.desktop.backend import LibraryRow
+    from viml.desktop.library import LibraryPanel
+
+    panel = LibraryPanel()
+    qtbot.addWidget(panel)
+    new = [LibraryRow(f"/m/{name}.wav", f"{name}.wav", None, (), "new") for name in ("c", "a", "d", "b")]
+    panel.set_rows(new)
+    view = panel.table.model()
+    titles = lambda: [view.index(r, 0).data() for r in range(view.rowCount())]  # noqa: E731
+    assert titles() == ["a.wav", "b.wav", "c.wav", "d.wav"]  # sorted by track from the start
+    panel.table.selectRow(2)  # c.wav
+    resets = []
+    panel.model.modelAboutToBeReset.connect(lambda: resets.append(1))
+
+    # c is analysed (now titled "Zed"), d failed, b vanished from the folder, e is new.
+    analysed = LibraryRow("/m/c.wav", "Zed", 12.0, ("piano",), "analysed")
+    failed = LibraryRow("/m/d.wav", "d.wav", None, (), "failed", "decode: broken")
+    fresh = [new[1], analysed, failed, LibraryRow("/m/e.wav", "e.wav", None, (), "new")]
+    assert panel.model.update_rows(fresh) == {"removed": 1, "changed": 2, "added": 1}
+    assert not resets
+    assert titles() == ["a.wav", "d.wav", "e.wav", "Zed"]
+    selected = panel.table.selectionModel().selectedRows()
+    assert [index.data() for index in selected] == ["Zed"]  # the selection followed its track
+    assert panel.model.update_rows(fresh) == {"removed": 0, "changed": 0, "added": 0}
+    assert panel.model.counts() == {"new": 2, "analysed": 1, "failed": 1}
+
+    panel.table.sortByColumn(3, Qt.DescendingOrder)  # by state
+    assert [view.index(r, 3).data() for r in range(view.rowCount())] == ["new", "new", "failed", "analysed"]
+    panel.filter.setText("PIANO")  # a tag, any case
+    assert titles() == ["Zed"]
+    panel.filter.setText("")
+    assert view.rowCount() == 4
