@@ -21,29 +21,6 @@ from viml.engine.music.types import MusicSegments
 from viml.errors import MediaError, UserFacingError
 
 DEFAULT_ANALYZER = "viml.catalog.analysis:load_music_model"
-AUDIO_EXTENSIONS = frozenset(
-    [
-        ".mp3",
-        ".wav",
-        ".flac",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".m4a",
-        ".mp4",
-        ".aac",
-        ".aif",
-        ".aiff",
-        ".aifc",
-        ".wma",
-        ".wv",
-        ".ape",
-        ".mka",
-        ".webm",
-        ".mpc",
-        ".alac",
-    ]
-)
 _HASH_CHUNK = 1 << 20
 
 

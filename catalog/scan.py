@@ -18,8 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from viml.catalog import analysis
-from viml.catalog.analysis import AUDIO_EXTENSIONS, FileFailure
+from viml.catalog.analysis import FileFailure
 from viml.catalog.store import Catalog, Fingerprint, path_key
+from viml.engine.media.extensions import AUDIO_EXTENSIONS
 from viml.engine.music.types import MusicSegments
 
 from viml.errors import UserFacingError

@@ -167,12 +167,12 @@ class MainWindow(QMainWindow):
         column.addWidget(self.results, 2)
         column.addLayout(buttons)
 
-        splitter = QSplitter(self)
+        self.splitter = splitter = QSplitter(self)
         splitter.addWidget(self.library)
         splitter.addWidget(centre)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([430, 750])
+        splitter.setSizes([480, 700])
         outer = QWidget(self)
         layout = QVBoxLayout(outer)
         layout.setContentsMargins(8, 8, 8, 8)
@@ -504,7 +504,7 @@ class MainWindow(QMainWindow):
 
     def open_dropped(self, paths: list[str]) -> None:
         """Videos open as the clip, timelines open the clip picker, music files/folders join the library."""
-        from viml.catalog.analysis import AUDIO_EXTENSIONS
+        from viml.engine.media.extensions import AUDIO_EXTENSIONS
 
         music_folders: list[str] = []
         for path in paths:

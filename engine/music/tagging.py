@@ -10,35 +10,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from viml.engine.media.extensions import AUDIO_EXTENSIONS
 from viml.engine.music.runtime import MusicModel, is_silent, tags_from_probabilities
 from viml.engine.music.tag_kinds import genres_and_moods
 
 from viml.errors import UserFacingError
 from viml.paths import cache_dir
-
-AUDIO_SUFFIXES = frozenset(
-    [
-        ".mp3",
-        ".wav",
-        ".flac",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".m4a",
-        ".mp4",
-        ".m4b",
-        ".aac",
-        ".aif",
-        ".aiff",
-        ".aifc",
-        ".wma",
-        ".wv",
-        ".ape",
-        ".mka",
-        ".webm",
-        ".mpc",
-    ]
-)
 
 
 @dataclass
@@ -87,7 +64,7 @@ def find_audio_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     for path in paths:
         if path.is_dir():
             for folder, _, names in os.walk(path):
-                found += [Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_SUFFIXES]
+                found += [Path(folder) / n for n in names if Path(n).suffix.lower() in AUDIO_EXTENSIONS]
         elif path.exists():
             found.append(path)
         else:
