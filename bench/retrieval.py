@@ -63,7 +63,9 @@ def add_prompt2text(features, seed: int) -> str:  # noqa: ANN001
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pieces", type=int, default=600, help="music videos in the world (default 600)")
     parser.add_argument("--steps", type=int, default=1500, help="training steps per model")
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds (rows are means)")
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from viml.engine.metrics import RetrievalResult, chance
     from viml.engine.pipeline import Row, format_table, train_and_evaluate
     from viml.engine.train import TrainConfig
+
     from viml.paths import viml_home
 
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -95,10 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     for variant in VARIANTS:
         per_query: dict[str | None, list[RetrievalResult]] = {}
         for seed in seeds:
-            run = root / f"run-{config.name}-{'+'.join(variant.train_text) or 'none'}-p{variant.text_dropout}-s{seed}-{args.steps}"
+            run = (
+                root
+                / f"run-{config.name}-{'+'.join(variant.train_text) or 'none'}-p{variant.text_dropout}-s{seed}-{args.steps}"
+            )
             train_config = TrainConfig(steps=args.steps, text_methods=variant.train_text, seed=seed)
             results = train_and_evaluate(
-                features, run, train_config, {"text_dropout": variant.text_dropout}, variant.queries, args.pool,
+                features,
+                run,
+                train_config,
+                {"text_dropout": variant.text_dropout},
+                variant.queries,
+                args.pool,
                 progress=False,
             )
             for method, result in results:
@@ -130,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"text encoder:  {features.provenance.get('text_encoder')}")
     print(f"music model:   {features.provenance.get('music_model')}")
     print(f"prompt2text:   stand-in language model over HTTP ({prompt2text_note}), not a real LLM")
-    print(f"time: {prepared:.0f} s world+features, {time.perf_counter() - started - prepared:.0f} s training+eval")
+    print(
+        f"time: {prepared:.0f} s world+features, {time.perf_counter() - started - prepared:.0f} s training+eval"
+    )
     if args.json:
         figures = {
             "world pieces": len(features.items),
