@@ -173,13 +173,21 @@ def run_tag_command(folder: str, write: bool, token: workers.Token) -> list[tupl
 
 
 def parse_tag_json(data) -> list[tuple[str, str]]:
-    """Accepts `viml tag --json` output: a list of per-file objects (or {"files": [...]})."""
+    """Accepts `viml tag --json` output ({"tracks": [...]}, or a bare list); (path, shown tags) per file."""
     items = data.get("files", data.get("tracks", [])) if isinstance(data, dict) else data
+    threshold = data.get("threshold") if isinstance(data, dict) else None
     rows = []
     for item in items:
         tags = item.get("top_tags") or item.get("tags") or []
         names = [t if isinstance(t, str) else t.get("tag", "") for t in tags]
-        rows.append((item.get("path", "?"), ", ".join(names) or item.get("error", "")))
+        # Two vocabularies (MTT, MSD) often name the same tag: show it once.
+        shown = ", ".join(dict.fromkeys(name.lower() for name in names if name))
+        status = item.get("status", "tagged")
+        if status != "tagged":
+            shown = f"{status}: {item.get('reason') or item.get('error') or 'no reason given'}"
+        elif not shown:
+            shown = "(no tag above the threshold" + (f" {threshold}" if threshold is not None else "") + ")"
+        rows.append((item.get("path", "?"), shown))
     return rows
 
 

@@ -243,7 +243,7 @@ class LibraryPanel(QWidget):
         header = self.table.horizontalHeader()
         # Fixed widths: ResizeToContents would measure up to 1,000 rows through Python on every change.
         header.setSectionResizeMode(0, QHeaderView.Stretch)
-        for column, width in ((1, 64), (2, 170), (3, 74)):
+        for column, width in ((1, 64), (2, 150), (3, 74)):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
             self.table.setColumnWidth(column, width)
         self.table.verticalHeader().setDefaultSectionSize(24)

@@ -122,17 +122,23 @@ class MatchCurveDelegate(QStyledItemDelegate):
         if curve.size:
             low, high = float(curve.min()), float(curve.max())
             span = high - low if high > low else 1.0
-            path = QPainterPath()
-            # Point k covers the window starting at k * step: draw it at the window's start.
+            # A step curve: point k is the score of the part starting at k * step, drawn over that step
+            # (the last one to the end of the track), so the curve spans the whole track.
+            path = QPainterPath(QPointF(rect.left(), rect.bottom()))
             for k, value in enumerate(curve):
-                x = rect.left() + rect.width() * min(k * item.curve_step / item.duration, 1.0)
-                y = rect.bottom() - rect.height() * (0.1 + 0.8 * (value - low) / span)
-                if k == 0:
-                    path.moveTo(QPointF(x, y))
-                else:
-                    path.lineTo(QPointF(x, y))
-            if curve.size == 1:
-                path.lineTo(QPointF(rect.right(), path.currentPosition().y()))
-            painter.setPen(QPen(QColor(CURVE), 1.6))
+                x0 = rect.left() + rect.width() * min(k * item.curve_step / item.duration, 1.0)
+                x1 = (
+                    rect.right()
+                    if k == curve.size - 1
+                    else (rect.left() + rect.width() * min((k + 1) * item.curve_step / item.duration, 1.0))
+                )
+                y = rect.bottom() - rect.height() * (0.15 + 0.7 * (value - low) / span if high > low else 0.5)
+                path.lineTo(QPointF(x0, y))
+                path.lineTo(QPointF(x1, y))
+            path.lineTo(QPointF(rect.right(), rect.bottom()))
+            fill = QColor(CURVE)
+            fill.setAlpha(60)
+            painter.fillPath(path, fill)
+            painter.setPen(QPen(QColor(CURVE), 1.8))
             painter.drawPath(path)
         painter.restore()

@@ -1,7 +1,7 @@
 """Save screenshots of the desktop app's main states into docs/screenshots/ (offscreen, ~2-3 minutes).
 
 Everything is real and built the way the end-to-end tests build it (tests/e2e_helpers.py): a small
-generated demo world, the real musicnn models (`viml convert-musicnn`), and the demo bundle (a tiny ViML
+generated demo world (plus 12 longer pieces), the real musicnn models (`viml convert-musicnn`), and the demo bundle (a tiny ViML
 model trained for a few steps on that world, exported with `viml export --demo`). The app scans the
 world's music in its child `viml scan` process, then ranks a world clip (+ a prompt) with the demo
 bundle, and the batch-tag dialog runs `viml tag` on the same folder.
@@ -38,8 +38,11 @@ def main() -> None:
     out = parser.parse_args().out
 
     import e2e_helpers as e2e
+    from viml.engine.world.generate import generate_world
 
     world = e2e.world()
+    # More and longer pieces than the tests' world, so the lists fill and match curves have several parts.
+    more = generate_world(e2e.home().parent / "more-world", pieces=12, seed=11, seconds=(30, 60), workers=1)
     bundle = e2e.demo_bundle()  # trains and exports the demo bundle (~1-2 min on 2 busy cores)
     os.environ["VIML_HOME"] = str(e2e.home())  # the scan child finds the converted musicnn models here
     from viml.desktop.app import create_application, save_screenshot, wait_until_idle
@@ -54,10 +57,12 @@ def main() -> None:
     window = MainWindow(settings, audio_device="no-such-device")
     window.resize(1280, 760)
     window.show()
-    window.add_music_folders([str(world.root / "music")])
+    window.add_music_folders([str(world.root / "music"), str(more.root / "music")])
     wait(app, lambda: window.scan_task is None and not window.scan_queue and window.is_idle(), 300)
     wait_until_idle(app, window)
+    window.splitter.setSizes([540, 740])  # room for titles and tags in the track list
     window.library.table.selectRow(1)
+    app.processEvents()
     save_screenshot(window, out / "library.png")
 
     piece = world.pieces[2]
@@ -70,7 +75,7 @@ def main() -> None:
     save_screenshot(window, out / "results.png")
 
     dialog = window.open_batch_tag()
-    dialog.folder.setText(str(world.root / "music"))
+    dialog.folder.setText(str(more.root / "music"))
     dialog.start()
     wait(app, lambda: dialog.task is None and window.is_idle(), 180)
     app.processEvents()

@@ -194,3 +194,21 @@ def test_library_updates_in_place_sorted_and_filtered(qtbot):
     assert titles() == ["Zed"]
     panel.filter.setText("")
     assert view.rowCount() == 4
+
+
+def test_batch_tag_rows_from_viml_tag_json():
+    from viml.desktop.dialogs import parse_tag_json
+
+    document = {
+        "threshold": 0.3,
+        "tracks": [
+            {"path": "/m/a.wav", "status": "tagged", "tags": [{"tag": "electronic"}, {"tag": "Electronic"}]},
+            {"path": "/m/b.wav", "status": "tagged", "tags": []},
+            {"path": "/m/c.wav", "status": "error", "reason": "cannot decode", "tags": []},
+        ],
+    }
+    assert parse_tag_json(document) == [
+        ("/m/a.wav", "electronic"),
+        ("/m/b.wav", "(no tag above the threshold 0.3)"),
+        ("/m/c.wav", "error: cannot decode"),
+    ]
