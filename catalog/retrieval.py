@@ -114,8 +114,13 @@ def zero_shot_query(
     return normalize_rows((1.0 - influence) * picture + influence * text)
 
 
-def ensure_space(catalog, space: RetrievalSpace, progress: bool = False) -> int:
-    """Embed every catalogued content that has no embedding in `space` yet; returns how many were done."""
+def ensure_space(
+    catalog, space: RetrievalSpace, progress: bool = False, checkpoint: Callable[[], None] | None = None
+) -> int:
+    """Embed every catalogued content that has no embedding in `space` yet; returns how many were done.
+
+    Each track is committed on its own; `checkpoint` runs between tracks (the desktop raises there to
+    cancel a stale query, losing nothing)."""
     missing = catalog.contents_missing_space(space.id)
     if not missing:
         return 0
@@ -124,4 +129,6 @@ def ensure_space(catalog, space: RetrievalSpace, progress: bool = False) -> int:
     for content_hash in tqdm(missing, desc="embedding", unit="track", disable=not progress):
         vectors = normalize_rows(space.embed_segments(catalog.music_segments(content_hash)))
         catalog.write_retrieval(space.id, content_hash, vectors)
+        if checkpoint is not None:
+            checkpoint()
     return len(missing)

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -257,34 +256,13 @@ def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndar
 # machine a query then leaves the GUI thread no core (measured: GUI stalls of 110-140 ms while typing
 # during a scan, 60 ms with one thread). The app keeps its models to half the cores, at least one.
 DESKTOP_MODEL_THREADS = max(1, (os.cpu_count() or 2) // 2)
-_bundles: dict[tuple, tuple] = {}
-_bundles_lock = threading.Lock()  # the start-up warm-up and the first query may ask at once
 
 
 def open_runtime(bundle: str | None):  # noqa: ANN201 (RuntimeBundle, RetrievalSpace, QueryEncoder)
-    """The bundle, its retrieval space and query encoder, opened once per process and bundle hash.
+    """The bundle, its retrieval space and query encoder: the CLI's loader, with fewer model threads."""
+    from viml.engine.runtime.retrieval import open_retrieval
 
-    The same engine objects as `viml.engine.runtime.retrieval.open_retrieval` (which the CLI uses), but
-    with onnxruntime limited to DESKTOP_MODEL_THREADS (that loader has no thread option yet)."""
-    from viml.catalog.retrieval import QueryEncoder, RetrievalSpace
-    from viml.engine.bundles.manifest import read_manifest
-    from viml.engine.bundles.store import resolve_bundle
-    from viml.engine.runtime.bundle import RuntimeBundle, verify_bundle_files
-
-    folder = resolve_bundle(bundle)
-    manifest = read_manifest(folder)
-    verify_bundle_files(folder, manifest)  # sha256 once per process while the files are unchanged
-    key = (str(folder.resolve()), manifest["bundle_hash"])
-    with _bundles_lock:
-        if key not in _bundles:
-            runtime = RuntimeBundle(folder, manifest, threads=DESKTOP_MODEL_THREADS)
-            space, encoder = runtime.retrieval_space(), runtime.query_encoder()
-            if not isinstance(space, RetrievalSpace) or not isinstance(encoder, QueryEncoder):
-                raise UserFacingError(
-                    f"bundle {runtime.name!r} does not provide a retrieval space and query encoder"
-                )
-            _bundles[key] = (runtime, space, encoder)
-        return _bundles[key]
+    return open_retrieval(bundle, threads=DESKTOP_MODEL_THREADS)
 
 
 def retrieval(bundle: str | None):  # noqa: ANN201 (RetrievalSpace, QueryEncoder)
@@ -385,19 +363,17 @@ def suggest(
 
 
 def embed_missing(catalog, space, token=None) -> int:  # noqa: ANN001 (Catalog, RetrievalSpace, Token)
-    """`catalog.retrieval.ensure_space`, one track at a time with a checkpoint between tracks: a newer
-    query cancels it mid-way (each track is committed, nothing is lost), and the brief pause hands the
-    GIL to the GUI thread, which a long run of Python-heavy embedding would otherwise starve."""
-    from viml.catalog.ranking import normalize_rows
+    """`catalog.retrieval.ensure_space` with a checkpoint between tracks: a newer query cancels it mid-way
+    (each track is committed, nothing is lost), and the brief pause hands the GIL to the GUI thread,
+    which a long run of Python-heavy embedding would otherwise starve."""
+    from viml.catalog.retrieval import ensure_space
 
-    missing = catalog.contents_missing_space(space.id)
-    for content_hash in missing:
-        vectors = normalize_rows(space.embed_segments(catalog.music_segments(content_hash)))
-        catalog.write_retrieval(space.id, content_hash, vectors)
+    def checkpoint() -> None:
         if token is not None:
             token.checkpoint()
         time.sleep(0.001)
-    return len(missing)
+
+    return ensure_space(catalog, space, checkpoint=checkpoint)
 
 
 def export_timeline(

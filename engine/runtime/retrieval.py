@@ -23,16 +23,22 @@ _lock = threading.Lock()  # the desktop may ask from two worker threads at once
 
 
 def open_retrieval(
-    bundle: str | Path | None = None, provider: str = "auto", precision: str = "auto"
+    bundle: str | Path | None = None,
+    provider: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
 ) -> tuple[RuntimeBundle, RetrievalSpace, QueryEncoder]:
-    """The bundle (name, folder, or None for the configured default) with its space and query encoder."""
+    """The bundle (name, folder, or None for the configured default) with its space and query encoder.
+
+    `threads` caps onnxruntime's intra-op threads (None: one per core); the desktop keeps a core free
+    for its GUI thread this way."""
     folder = resolve_bundle(bundle)
     manifest = read_manifest(folder)
     verify_bundle_files(folder, manifest)  # sha256 once per process while the files are unchanged
-    key = (str(folder.resolve()), manifest["bundle_hash"], provider, precision)
+    key = (str(folder.resolve()), manifest["bundle_hash"], provider, precision, threads)
     with _lock:
         if key not in _opened:
-            runtime = RuntimeBundle(folder, manifest, provider=provider, precision=precision)
+            runtime = RuntimeBundle(folder, manifest, provider=provider, precision=precision, threads=threads)
             space, encoder = runtime.retrieval_space(), runtime.query_encoder()
             if not isinstance(space, RetrievalSpace) or not isinstance(encoder, QueryEncoder):
                 raise UserFacingError(
