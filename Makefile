@@ -1,10 +1,11 @@
 # Two commands for a fresh machine (see README):
 #   make demo   - set everything up, then run the main job end to end on the embedded demo world
 #   make test   - set everything up, then run the test suite
-# Caches (virtual environment, downloaded wheels, demo data) live outside the checkout.
+# Caches (virtual environment, downloaded wheels) live in VIML_CACHE, outside the checkout; the data
+# (models, demo, catalog) in VIML_HOME, the platform's user data folder by default.
 
-VIML_HOME ?= $(HOME)/.cache/viml
-VENV ?= $(VIML_HOME)/venv
+VIML_CACHE ?= $(HOME)/.cache/viml
+VENV ?= $(VIML_CACHE)/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.viml-installed
 
@@ -30,6 +31,6 @@ $(STAMP): pyproject.toml setup.py scripts/system-deps.sh
 	$(PY) -m pip install -q -e '.[train,test]'
 	# The musicnn wheel carries the pretrained taggers; its metadata pins numpy<1.17 and TensorFlow, so it is
 	# never installed, only downloaded: `viml convert-musicnn` reads the checkpoints straight from the zip.
-	test -f $(VIML_HOME)/wheels/musicnn-0.1.0-py3-none-any.whl || \
-		$(PY) -m pip download -q --no-deps musicnn==0.1.0 -d $(VIML_HOME)/wheels
+	test -f $(VIML_CACHE)/wheels/musicnn-0.1.0-py3-none-any.whl || \
+		$(PY) -m pip download -q --no-deps musicnn==0.1.0 -d $(VIML_CACHE)/wheels
 	touch $(STAMP)
