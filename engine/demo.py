@@ -143,9 +143,10 @@ def demo_library(root: Path, world, features: FeatureSet) -> Path:  # noqa: ANN0
     return library
 
 
-def suggest_for_test_clips(root: Path, world, features: FeatureSet, clips: int = 3) -> str:  # noqa: ANN001
-    """Scan the test music into a catalog with the demo bundle and suggest music for a few test clips,
+def suggest_for_test_clips(root: Path, world, features: FeatureSet) -> str:  # noqa: ANN001
+    """Scan the test music into a catalog with the demo bundle and suggest music for every test clip,
     exactly as `viml scan` and `viml suggest` do; report where each clip's own track ranks."""
+    import numpy as np
     from viml.catalog.retrieval import ensure_space
     from viml.catalog.scan import scan
     from viml.catalog.search import suggest
@@ -156,6 +157,8 @@ def suggest_for_test_clips(root: Path, world, features: FeatureSet, clips: int =
     catalog_path = root / "catalog.sqlite"
     space, encoder = load_retrieval(DEMO_BUNDLE)
     lines = [f"viml scan {library} --catalog {catalog_path} --bundle {DEMO_BUNDLE}"]
+    tests = world.split("test")
+    ranks, example = [], None
     with Catalog(catalog_path) as catalog:
         summary = scan(catalog, library, progress=False)
         ensure_space(catalog, space)
@@ -163,17 +166,24 @@ def suggest_for_test_clips(root: Path, world, features: FeatureSet, clips: int =
             f"  {summary.analysed} analysed, {summary.unchanged} unchanged, {len(summary.failures)} failed "
             f"({summary.audio_seconds:.0f} s of audio in {summary.seconds:.1f} s)"
         )
-        for piece in world.split("test")[:clips]:
-            video = world.video_path(piece)
+        for piece in tests:
             end = min(piece.seconds, 30.0)
-            query = encoder.encode_query(str(video), 0.0, end, None, 0.0)
-            results = suggest(catalog, space.id, query, end, None, top=len(world.split("test")))
+            query = encoder.encode_query(str(world.video_path(piece)), 0.0, end, None, 0.0)
+            results = suggest(catalog, space.id, query, end, None, top=len(tests))
             own = world.music_path(piece).name
-            rank = next((r.rank for r in results if Path(r.path).name == own), None)
-            best = results[0]
-            lines.append(
-                f"viml suggest {video.name} --in 0 --out {end:.0f}: own track ranks {rank} of {len(results)}; "
-                f"top: {Path(best.path).name} from {best.start:.0f} s, score {best.score:.2f}, "
-                f"tags {', '.join(t['tag'] for t in best.matched_tags[:4])}"
-            )
+            ranks.append(next((r.rank for r in results if Path(r.path).name == own), len(tests)))
+            if example is None:
+                best = results[0]
+                example = (
+                    f"  e.g. viml suggest {world.video_path(piece).name} --in 0 --out {end:.0f}: top "
+                    f"{Path(best.path).name} from {best.start:.0f} s (score {best.score:.2f}, tags "
+                    f"{', '.join(t['tag'] for t in best.matched_tags[:4])}); own track ranks {ranks[-1]}"
+                )
+    ranks_array = np.asarray(ranks)
+    lines.append(
+        f"viml suggest on each of the {len(tests)} test clips (0-30 s, no prompt): own track median rank "
+        f"{np.median(ranks_array):.1f} of {len(tests)} (chance {(len(tests) + 1) / 2:.1f}), in the top 5 for "
+        f"{int((ranks_array <= 5).sum())}, top 10 for {int((ranks_array <= 10).sum())}"
+    )
+    lines.append(example or "")
     return "\n".join(lines)

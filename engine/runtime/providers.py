@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
-_reported: set[tuple[str, str]] = set()
+_reported: set[str] = set()
 # Set once a CUDA session fell back to CPU: later sessions skip the slow, failing CUDA library load.
 _cuda_unusable = False
 
@@ -72,19 +72,31 @@ def create_session(path: Path, choice: str = "auto", threads: int | None = None)
     used = session.get_providers()
     if _CUDA in providers and _CUDA not in used:
         _cuda_unusable = True
-        message = (
-            "CUDA was not usable (no GPU, or the CUDA 12 / cuDNN 9 libraries onnxruntime-gpu needs are "
-            "missing from the library path); running on CPU"
-        )
+        if has_nvidia_gpu():
+            message = (
+                "an NVIDIA GPU is present but CUDA was not usable: the CUDA 12 / cuDNN 9 libraries that "
+                "onnxruntime-gpu needs are missing from the library path; running on CPU"
+            )
+            level = logging.WARNING
+        else:  # the normal case on a machine without a GPU: nothing to fix
+            message, level = "no NVIDIA GPU found; running models on CPU", logging.INFO
         if choice == "cuda" and not os.environ.get("VIML_PROVIDER"):
-            raise UserFacingError(message.replace("; running on CPU", ""))
-        _report(str(Path(path).parent), message, logging.WARNING)
-    else:
-        _report(str(Path(path).parent), f"running models on {used[0].replace('ExecutionProvider', '')}")
+            raise UserFacingError(
+                message.replace("; running models on CPU", "").replace("; running on CPU", "")
+            )
+        _report(message, level)
+    elif not _cuda_unusable:  # after a fallback, CPU sessions were already explained
+        _report(f"running models on {used[0].replace('ExecutionProvider', '')}")
     return session
 
 
-def _report(scope: str, message: str, level: int = logging.INFO) -> None:
-    if (scope, message) not in _reported:
-        _reported.add((scope, message))
+def has_nvidia_gpu() -> bool:
+    """Whether the NVIDIA driver exposes a device (without loading any CUDA library)."""
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/proc/driver/nvidia/gpus").is_dir()
+
+
+def _report(message: str, level: int = logging.INFO) -> None:
+    """Say each provider decision once per process."""
+    if message not in _reported:
+        _reported.add(message)
         log.log(level, message)
