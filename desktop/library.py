@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,11 +19,12 @@ from PySide6.QtWidgets import (
 from viml.desktop.backend import LibraryRow
 from viml.desktop.results import file_mime_data
 from viml.desktop.style import format_duration
+from viml.desktop.table_model import RowsTableModel
 
 STATE_COLOURS = {"new": "#c9a227", "analysed": "#57b894", "failed": "#d9534f", "missing": "#d9534f"}
 
 
-class LibraryModel(QAbstractTableModel):
+class LibraryModel(RowsTableModel):
     """The track list, updated in place: a rescan changes, adds or removes only the rows that differ.
 
     A model reset over thousands of rows costs the GUI thread hundreds of milliseconds (every view and
@@ -139,17 +140,6 @@ class LibraryModel(QAbstractTableModel):
         for row in self.rows:
             counts[row.state] = counts.get(row.state, 0) + 1
         return counts
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation, role: int = Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: QModelIndex, role: int = Qt.DisplayRole):
         if role == Qt.DisplayRole:  # the hot path: views ask this for every painted cell

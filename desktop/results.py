@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPointF, QRectF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QModelIndex, QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 from viml.desktop.style import ACCENT, CURVE, format_time
+from viml.desktop.table_model import RowsTableModel
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def file_mime_data(paths: list[str]) -> QMimeData:
     return data
 
 
-class ResultsModel(QAbstractTableModel):
+class ResultsModel(RowsTableModel):
     COLUMNS = ("#", "Track", "Score", "Best part", "Tags", "Match over the track")
     CURVE_COLUMN = 5
     SuggestionRole = Qt.UserRole + 1
@@ -52,17 +53,6 @@ class ResultsModel(QAbstractTableModel):
 
     def suggestion(self, row: int) -> Suggestion:
         return self.rows[row]
-
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt signature)
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation, role: int = Qt.DisplayRole):
-        if orientation == Qt.Horizontal and role == Qt.DisplayRole:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: QModelIndex, role: int = Qt.DisplayRole):
         if not index.isValid():

@@ -27,6 +27,7 @@ def identity_model(tmp_path):
 
 def test_auto_runs_and_reports_the_provider_once(identity_model, caplog, monkeypatch):
     monkeypatch.setattr(providers, "_reported", set())
+    monkeypatch.setattr(providers, "_cuda_unusable", False)  # as in a fresh process
     with caplog.at_level(logging.INFO, logger="viml.engine.runtime.providers"):
         first = providers.create_session(identity_model, "auto")
         providers.create_session(identity_model, "auto")

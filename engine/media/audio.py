@@ -15,7 +15,14 @@ import soxr
 
 from viml.errors import MediaError
 
-from .container import first_decodable, open_media, origin, stream_duration, truncation_tolerance
+from .container import (
+    decode_tolerantly,
+    first_decodable,
+    open_media,
+    origin,
+    stream_duration,
+    truncation_tolerance,
+)
 
 # Isolated corrupt packets are skipped (as players do); this many in a row means the stream is broken.
 _MAX_CONSECUTIVE_ERRORS = 20
@@ -104,20 +111,9 @@ def _decode_range(container, stream, path, sample_rate, start, end, seek):
 
 def _frames(container, stream, path, to_float):
     """Decoded frames in float planar; skips isolated corrupt packets, raises when the stream is broken."""
-    errors = 0
     try:
-        packets = container.demux(stream)
-        for packet in packets:
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as error:
-                errors += 1
-                if errors > _MAX_CONSECUTIVE_ERRORS:
-                    raise MediaError(path, f"audio decode failed ({error})") from error
-                continue
-            errors = 0
-            for frame in frames:
-                yield from to_float.resample(frame)
-        yield from to_float.resample(None)
-    except av.FFmpegError as error:  # demuxer failure mid-file
+        for frame in decode_tolerantly(container, stream, path, "audio", _MAX_CONSECUTIVE_ERRORS):
+            yield from to_float.resample(frame)
+        yield from to_float.resample(None)  # flush the resampler
+    except av.FFmpegError as error:
         raise MediaError(path, f"audio decode failed ({error})") from error

@@ -241,3 +241,22 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                 "rotation": rotation,
             }
         return MediaInfo(**info)
+
+
+def decode_tolerantly(container, stream, path: str | os.PathLike, kind: str, max_errors: int) -> Iterator:
+    """Decoded frames of `stream`; isolated corrupt packets are skipped (as players do), but more than
+    `max_errors` unreadable packets in a row, or a demuxer failure, mean the stream is broken."""
+    errors = 0
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as error:
+                errors += 1
+                if errors > max_errors:
+                    raise MediaError(path, f"{kind} decode failed ({error})") from error
+                continue
+            errors = 0
+            yield from frames
+    except av.FFmpegError as error:  # demuxer failure mid-file
+        raise MediaError(path, f"{kind} decode failed ({error})") from error

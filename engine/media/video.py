@@ -29,6 +29,7 @@ from viml.errors import MediaError
 from .container import (
     clockwise_rotation,
     container_duration,
+    decode_tolerantly,
     display_size,
     first_decodable,
     open_media,
@@ -179,17 +180,4 @@ def _converter(first: av.VideoFrame, stream, short_side: int):
 
 def _frames(container, stream, path) -> Iterator[av.VideoFrame]:
     """Decoded frames in presentation order; isolated corrupt packets are skipped, as players do."""
-    errors = 0
-    try:
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as error:
-                errors += 1
-                if errors > _MAX_CONSECUTIVE_ERRORS:
-                    raise MediaError(path, f"video decode failed ({error})") from error
-                continue
-            errors = 0
-            yield from frames
-    except av.FFmpegError as error:
-        raise MediaError(path, f"video decode failed ({error})") from error
+    return decode_tolerantly(container, stream, path, "video", _MAX_CONSECUTIVE_ERRORS)
