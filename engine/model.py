@@ -109,6 +109,11 @@ class ViML(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """video [B,K,Dv], video_mask [B,K], text [B,Dt], text_present [B] →
         (query_segments [B,K,D], query [B,D]), both L2-normalised."""
+        # A row without any video segment would make attention NaN: treat it as one blank segment.
+        no_video = ~video_mask.any(dim=1, keepdim=True)
+        first_slot = torch.zeros_like(video_mask)
+        first_slot[:, 0] = True
+        video_mask = video_mask | (no_video & first_slot)
         text_present = self.apply_text_dropout(text_present)
         text = torch.where(text_present.unsqueeze(-1), text, self.null_text.expand_as(text))
         ones = torch.ones(text.shape[0], 1, dtype=torch.bool, device=text.device)

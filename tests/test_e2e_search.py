@@ -100,6 +100,11 @@ def test_demo_bundle_clip_search_and_timeline(tmp_path):
     prompted = suggest(home, video, *common, "--prompt", "calm ambient pads", "--influence", "0.7")
     check_results(prompted, 8.0)
     assert [r["score"] for r in prompted] != [r["score"] for r in plain]  # the prompt counts
+    # A prompt alone on a trained/demo bundle (no clip): finite scores, ranked like any query.
+    prompt_only = suggest(
+        home, "--prompt", "calm ambient pads", "--catalog", str(catalog), "--bundle", str(demo)
+    )
+    check_results(prompt_only, None)
 
     timeline = tmp_path / "edit.otio"
     done = e2e.viml("suggest", video, *common, "-n", "3", "--format", "otio", "-o", str(timeline), home=home)

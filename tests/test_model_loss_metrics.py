@@ -120,3 +120,13 @@ def test_pooled_ranks_use_exact_pool_size_and_cover_every_query():
     assert (ranks == 1).mean() > 0.9
     _, all_pool = pooled_ranks(embeddings, embeddings, pool_size=2000)
     assert all_pool == 23
+
+
+def test_a_prompt_without_video_gives_a_finite_query_that_follows_the_text():
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    no_video, mask = torch.zeros(2, 1, 6), torch.zeros(2, 1, dtype=torch.bool)
+    texts, present = torch.randn(2, 5), torch.ones(2, dtype=torch.bool)
+    segments, pooled = model.query_tower(no_video, mask, texts, present)
+    assert torch.isfinite(segments).all() and torch.isfinite(pooled).all()
+    assert not torch.allclose(pooled[0], pooled[1])  # different prompts, different queries

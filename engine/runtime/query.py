@@ -101,8 +101,10 @@ class BundleQueryEncoder:
             video = np.stack([normalize_rows(f).mean(axis=0) for f in frames])[None].astype(np.float32)
             mask = np.ones((1, len(frames)), dtype=bool)
         else:
-            # Prompt alone: one masked-out video slot, so the fused output depends on the text only.
-            video, mask = np.zeros((1, 1, video_dim), np.float32), np.zeros((1, 1), dtype=bool)
+            # Prompt alone: one blank video segment (zero features). A fully masked sequence would make
+            # the video transformer's attention NaN; a blank segment keeps the query finite and lets the
+            # prompt drive it (the towers never saw this case in training: see the README).
+            video, mask = np.zeros((1, 1, video_dim), np.float32), np.ones((1, 1), dtype=bool)
 
         def run(text_row: np.ndarray | None) -> np.ndarray:
             feeds = {
