@@ -84,19 +84,5 @@ class FusedMusicnn(nn.Module):
         outputs = []
         for index, model in enumerate(self.models):
             frontend = torch.cat([kind[index] for kind in per_kind], dim=1)  # [B, 561, T]
-            outputs.extend(_mid_and_back(model, frontend))
+            outputs.extend(model.mid_and_back(frontend))
         return tuple(outputs)
-
-
-def _mid_and_back(model: Musicnn, frontend: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """`Musicnn.forward` from the concatenated front end on (kept identical to it)."""
-    midend = [frontend]
-    current = frontend
-    for i, (conv, bn) in enumerate(zip(model.midend, model.midend_bn, strict=True)):
-        out = bn(F.relu(conv(F.pad(current, (3, 3)))))
-        current = out if i == 0 else out + current
-        midend.append(current)
-    stacked = torch.cat(midend, dim=1)
-    pooled = torch.stack([stacked.amax(dim=2), stacked.mean(dim=2)], dim=2).flatten(1)
-    penultimate = model.dense_bn(F.relu(model.dense(model.pool_bn(pooled))))
-    return torch.sigmoid(model.classifier(penultimate)), penultimate

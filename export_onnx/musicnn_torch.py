@@ -68,7 +68,10 @@ class Musicnn(nn.Module):
         for conv, bn, kernel in zip(self.temporal, self.temporal_bn, TEMPORAL_KERNELS, strict=True):
             features.append(bn(F.relu(conv(F.pad(x, (0, 0, *_same_padding(kernel)))))).amax(dim=3))
         frontend = torch.cat(features, dim=1)  # [B, 561, T]
+        return self.mid_and_back(frontend)
 
+    def mid_and_back(self, frontend: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """From the concatenated front end [B, 561, T] to (tag probabilities, penultimate)."""
         midend = [frontend]
         current = frontend
         for i, (conv, bn) in enumerate(zip(self.midend, self.midend_bn, strict=True)):
