@@ -143,32 +143,16 @@ def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
 
 
 def read_file_tags(path: str) -> tuple[str | None, float | None, FileTags]:
-    """Container format, duration and title/artist/album/genre/BPM via mutagen; nothing if unreadable."""
-    import mutagen
+    """Container format, duration and title/artist/album/first genre/BPM (`engine.music.filetags`, the
+    same readers tag writing uses); nothing if mutagen cannot open the file."""
+    from viml.engine.music.filetags import read_file
 
-    try:
-        audio = mutagen.File(path, easy=True)
-    except Exception:  # mutagen raises many types on hostile files; tags are optional, decode decides.
+    info = read_file(path)
+    if info is None:
         return None, None, FileTags()
-    if audio is None:
-        return None, None, FileTags()
-    file_format = type(audio).__name__.removeprefix("Easy").lower()
-    duration = getattr(getattr(audio, "info", None), "length", None)
-
-    def first(key: str) -> str | None:
-        try:
-            values = audio.get(key) if audio.tags is not None else None
-        except (KeyError, ValueError):
-            return None
-        return str(values[0]).strip() or None if values else None
-
-    bpm_text = first("bpm")
-    try:
-        bpm = float(bpm_text) if bpm_text else None
-    except ValueError:
-        bpm = None
-    tags = FileTags(first("title"), first("artist"), first("album"), first("genre"), bpm)
-    return file_format, float(duration) if duration else None, tags
+    tags = info.tags
+    genre = tags.genres[0] if tags.genres else None
+    return info.format, info.duration, FileTags(tags.title, tags.artist, tags.album, genre, tags.bpm)
 
 
 def _os_message(error: OSError) -> str:

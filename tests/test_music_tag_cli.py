@@ -10,7 +10,7 @@ import pytest
 from media_factory import write_audio, write_random_bytes, write_zero_bytes
 from music_helpers import converted_models, install_models
 from viml.engine.music.reference_audio import render_piece
-from viml.engine.music.tagwriting import TagValues, TagWriteError, write_tags, writer_for
+from viml.engine.music.filetags import TagValues, TagWriteError, inplace, read_file, write_tags
 
 from viml.cli import main
 
@@ -79,9 +79,22 @@ def test_write_tags_is_a_dry_run_unless_applied(library, capsys):
     assert {f: f.read_bytes() for f in files} == before
     assert main(["tag", *map(str, files), "--write-tags", "--apply"]) == 0
     for f in files:
-        assert writer_for(f).read(f).genres, f
-    assert "techno" in writer_for(files[1]).read(files[1]).genres
-    assert not list(library.rglob("*.viml-tmp"))
+        assert read_file(f).tags.genres, f
+    assert "techno" in read_file(files[1]).tags.genres
+    assert not list(library.rglob(".*.viml-*"))
+
+
+def test_write_tags_first_undoes_writes_a_kill_interrupted(library, capsys):
+    song = library / "rock.mp3"
+    original = song.read_bytes()
+    inplace._make_backup(song)  # what a write killed halfway leaves: a backup and a broken file
+    song.write_bytes(original[:1000])
+    stale = library / "sub" / ".techno.flac.a1b2c3.viml-tmp"
+    stale.write_bytes(b"an unfinished backup")
+    main(["tag", str(song), str(library / "sub" / "techno.flac"), "--write-tags"])
+    err = capsys.readouterr().err
+    assert f"{song}: undid an interrupted tag write" in err and f"{stale}: removed an unfinished copy" in err
+    assert song.read_bytes() == original and not list(library.rglob(".*.viml-*"))
 
 
 def test_id3v23_mood_goes_to_txxx_and_existing_values_stay(tmp_path):
@@ -116,5 +129,5 @@ def test_broken_or_unsupported_files_are_left_untouched(tmp_path):
         write_tags(broken, TagValues(("rock",), ()))
     assert broken.read_bytes() == original
     with pytest.raises(TagWriteError, match="not supported"):
-        write_tags(write_audio(tmp_path / "a.wav", seconds=0.5), TagValues(("rock",), ()))
-    assert not list(tmp_path.glob("*.viml-tmp"))
+        write_tags(write_audio(tmp_path / "a.wv", seconds=0.5, codec="wavpack"), TagValues(("rock",), ()))
+    assert not list(tmp_path.glob(".*.viml-*"))

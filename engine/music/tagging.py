@@ -164,7 +164,7 @@ def tag_file(
 
 def plan_file_tags(result: TrackResult, threshold: float, apply: bool) -> str | None:
     """Describe (or, with apply, perform) adding the track's genres/moods to the file; one line."""
-    from viml.engine.music.tagwriting import TagValues, TagWriteError, plan, write_tags
+    from viml.engine.music.filetags import TagValues, TagWriteError, plan, write_tags
 
     if result.status != "tagged":
         return None

@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"viml: {path}: no such file or folder", file=sys.stderr)
     if not files:
         raise UserFacingError("no audio files found in the given paths")
+    if args.write_tags:  # undo tag writes a kill interrupted, before their files are read again
+        from viml.engine.music.filetags import recover
+
+        for line in recover(files):
+            print(f"viml: {line}", file=sys.stderr)
     model = MusicModel.load(device=args.device)
     cache = None if args.no_cache else ResultCache.open(model, args.segment_seconds)
     results = []
