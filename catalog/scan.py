@@ -5,21 +5,32 @@
 - Resumable: each file is committed on its own (see store.py), so a killed scan loses at most the files
   in flight; the next scan skips everything already committed.
 - Parallel: fingerprints and analyses run in worker processes; this process is the only writer.
+- Faults: a worker that dies (a segfault in a decoder, the OOM killer) fails only the file it had and a
+  new worker takes over; workers die with the scan, even after kill -9; one scan per catalog at a time.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for_any
+from multiprocessing.process import BaseProcess
 
 from viml.catalog import analysis
 from viml.catalog.analysis import FileFailure
-from viml.catalog.store import Catalog, Fingerprint, path_key
+from viml.catalog.store import Catalog, Fingerprint, _like_prefix, path_key, scan_lock
 from viml.engine.media.extensions import AUDIO_EXTENSIONS
 from viml.engine.music.types import MusicSegments
 
@@ -119,17 +130,35 @@ def scan(
     root = os.path.abspath(os.fspath(root))
     if not os.path.isdir(root):
         raise UserFacingError(f"{root} is not a folder")
+    with scan_lock(catalog.path):
+        return _scan(catalog, root, analyzer_spec, jobs, progress, reanalyze, started)
+
+
+def _scan(
+    catalog: Catalog,
+    root: str,
+    analyzer_spec: str,
+    jobs: int | None,
+    progress: bool,
+    reanalyze: bool,
+    started: float,
+) -> ScanSummary:
     summary = ScanSummary(root=path_key(root))
     files = discover(root, summary)
     summary.seen = len(files)
     known = catalog.known_files(path_key(root))
+    # --reanalyze: files analysed by another model are redone even when unchanged (no stat shortcut).
+    analyzer = analysis.load_analyzer(analyzer_spec) if reanalyze else None
+    stale = _analysed_by_others(catalog, summary.root, analyzer.id) if analyzer else set()
     seen_keys = set()
     todo: list[str] = []
     for path, info in files:
         key = path_key(path)
         seen_keys.add(key)
         before = known.get(key)
-        if info is not None and before is not None and (info.st_size, info.st_mtime_ns) == before[:2]:
+        unchanged = info is not None and before is not None and (info.st_size, info.st_mtime_ns) == before[:2]
+        if unchanged and key not in stale:
+            assert before is not None
             if before[2] is None:
                 summary.unchanged += 1
             else:
@@ -141,18 +170,36 @@ def scan(
         catalog.remove_paths(gone)
         summary.removed = len(gone)
 
-    analyzer = analysis.load_analyzer(analyzer_spec) if todo else None
+    if todo and analyzer is None:
+        analyzer = analysis.load_analyzer(analyzer_spec)
     summary.run = catalog.start_run(summary.root, analyzer.id if analyzer else "-")
+    in_flight = _InFlight(catalog.path)
+    suspect = in_flight.read()
     status = "interrupted"
     try:
         if todo:
             assert analyzer is not None
-            _process(catalog, todo, analyzer, analyzer_spec, jobs, progress, reanalyze, summary, known)
+            # The last one-process scan died on this file (a crash in the decoder, or kill -9): this time
+            # it runs in a worker process, so a crash costs the file, not the scan.
+            isolate = suspect is not None and suspect in {os.fsencode(path) for path in todo}
+            _process(
+                catalog, todo, analyzer, analyzer_spec, jobs, progress, reanalyze, summary, known, isolate
+            )
         status = "done"
     finally:
+        in_flight.clear()
         summary.seconds = time.perf_counter() - started
         catalog.finish_run(summary.run, status, summary.as_dict())
     return summary
+
+
+def _analysed_by_others(catalog: Catalog, root: str, analyzer_id: str) -> set[str]:
+    rows = catalog.connection.execute(
+        "SELECT t.path FROM tracks t JOIN contents c ON c.hash = t.hash "
+        "WHERE c.analyzer != ? AND t.path LIKE ? ESCAPE '\\'",
+        (analyzer_id, _like_prefix(root)),
+    )
+    return {row[0] for row in rows}
 
 
 def _process(
@@ -165,20 +212,17 @@ def _process(
     reanalyze: bool,
     summary: ScanSummary,
     known: dict,
+    isolate: bool = False,
 ) -> None:
     from tqdm import tqdm
 
     jobs = max(1, min(jobs or analysis.usable_cores(), len(todo)))
-    if jobs == 1:
+    executor: _InlineExecutor | _Pool
+    if jobs == 1 and not isolate:
         analysis._worker_analyzer = analyzer
-        executor: cf.Executor = _InlineExecutor()
+        executor = _InlineExecutor(_InFlight(catalog.path))
     else:
-        executor = cf.ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=multiprocessing.get_context("spawn"),  # no fork after model threads started
-            initializer=analysis.worker_init,
-            initargs=(spec, analysis.threads_per_worker(jobs)),
-        )
+        executor = _Pool(jobs, spec)
     bar = tqdm(total=len(todo), unit="file", disable=not progress, desc="scan", dynamic_ncols=True)
     pending: dict[cf.Future, tuple[str, object]] = {}
     waiting: dict[str, list[Fingerprint]] = {}  # content hash being analysed -> other files with it
@@ -200,11 +244,7 @@ def _process(
             while queue and len(pending) < window:
                 path = queue.pop()
                 pending[executor.submit(analysis.worker_fingerprint, path)] = ("fingerprint", path)
-            if isinstance(executor, _InlineExecutor):
-                finished = {executor.run_next()}
-            else:
-                finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            for future in finished:
+            for future in executor.wait():
                 stage, payload = pending.pop(future)
                 result = future.result()
                 if isinstance(result, FileFailure):
@@ -231,7 +271,7 @@ def _process(
                 bar.set_postfix(audio=f"{summary.audio_seconds / 60:.0f} min", failed=len(summary.failures))
     finally:
         bar.close()
-        executor.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown()
 
 
 def _route(
@@ -243,7 +283,7 @@ def _route(
     known: dict,
     waiting: dict[str, list[Fingerprint]],
     pending: dict,
-    executor: cf.Executor,
+    executor: _InlineExecutor | _Pool,
 ) -> None:
     """Decide what a fingerprinted file needs: nothing new, a track row, or an analysis."""
     if fp.hash in waiting:  # same content already being analysed in this scan
@@ -265,23 +305,237 @@ def _route(
     pending[executor.submit(analysis.worker_analyze, fp)] = ("analyse", fp)
 
 
-class _InlineExecutor(cf.Executor):
+Task = Callable[..., object]
+
+
+def _path_of(argument: object) -> str:
+    return argument.path if isinstance(argument, Fingerprint) else str(argument)
+
+
+class _InFlight:
+    """CATALOG-scan.inflight names the file a one-process scan is working on. A scan that dies there (a
+    crash in a decoder takes the scan with it; or kill -9) leaves it behind, and the next scan then works
+    in worker processes (`isolate`), where a crash costs only that file."""
+
+    def __init__(self, catalog_path: str | os.PathLike) -> None:
+        self.path = f"{os.fspath(catalog_path)}-scan.inflight"
+
+    def read(self) -> bytes | None:
+        try:
+            with open(self.path, "rb") as handle:
+                return handle.read() or None
+        except OSError:
+            return None
+
+    def set(self, file_path: str) -> None:
+        with open(self.path + ".new", "wb") as handle:
+            handle.write(os.fsencode(file_path))
+        os.replace(self.path + ".new", self.path)  # never a half-written name
+
+    def clear(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+class _InlineExecutor:
     """The one-core path, with no process start-up cost: tasks run in this process one at a time, in the
     order they were submitted, when the scan asks for the next result. So each analysis is committed
-    before the next one starts, and a kill loses at most the file being analysed."""
+    before the next one starts, and a kill loses at most the file being analysed (named in `in_flight`)."""
 
-    def __init__(self) -> None:
-        self._queue: collections.deque = collections.deque()
+    def __init__(self, in_flight: _InFlight) -> None:
+        self._queue: collections.deque[tuple[cf.Future, Task, object]] = collections.deque()
+        self._in_flight = in_flight
 
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
+    def submit(self, fn: Task, argument: object) -> cf.Future:
         future: cf.Future = cf.Future()
-        self._queue.append((future, fn, args, kwargs))
+        self._queue.append((future, fn, argument))
         return future
 
-    def run_next(self) -> cf.Future:
-        future, fn, args, kwargs = self._queue.popleft()
-        future.set_result(fn(*args, **kwargs))
+    def wait(self) -> list[cf.Future]:
+        future, fn, argument = self._queue.popleft()
+        self._in_flight.set(_path_of(argument))
+        future.set_result(fn(argument))
+        return [future]
+
+    def shutdown(self) -> None:
+        self._queue.clear()
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    connection: Connection
+    ready: bool = False  # the analyzer is loaded
+    task: tuple[cf.Future, object] | None = None  # the one task it has: future, argument
+
+
+class _Pool:
+    """Worker processes fed one task at a time, each through its own pipe: when one dies (a segfault in a
+    decoder, the OOM killer) the scan knows the file it had, fails that file alone (kind "crashed") and
+    starts a new worker. A worker that dies before its analyzer is loaded stops the scan (a broken model
+    would otherwise fail every file)."""
+
+    def __init__(self, jobs: int, spec: str) -> None:
+        self._context = multiprocessing.get_context("spawn")  # no fork after model threads started
+        self._spec = spec
+        self._threads = analysis.threads_per_worker(jobs)
+        self._backlog: collections.deque[tuple[cf.Future, Task, object]] = collections.deque()
+        self._workers = [self._start() for _ in range(jobs)]
+
+    def _start(self) -> _Worker:
+        ours, theirs = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main,
+            args=(theirs, self._spec, self._threads, os.getpid()),
+            name="viml-scan-worker",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        return _Worker(process, ours)
+
+    def submit(self, fn: Task, argument: object) -> cf.Future:
+        future: cf.Future = cf.Future()
+        self._backlog.append((future, fn, argument))
+        self._dispatch()
         return future
+
+    def _dispatch(self) -> None:
+        for index, worker in enumerate(self._workers):
+            if worker.task is not None or not self._backlog:
+                continue
+            future, fn, argument = self._backlog[0]
+            try:
+                worker.connection.send((fn, argument))
+            except OSError:  # it died idle (nothing was lost; a new one takes over) or while loading
+                self._died(index, worker)
+                continue
+            self._backlog.popleft()
+            worker.task = (future, argument)
+
+    def wait(self) -> list[cf.Future]:
+        """Block until at least one task is done; a worker's death finishes its task as a FileFailure."""
+        done: list[cf.Future] = []
+        while not done:
+            ready = wait_for_any(
+                [w.connection for w in self._workers] + [w.process.sentinel for w in self._workers]
+            )
+            for index, worker in enumerate(self._workers):
+                if worker.connection not in ready and worker.process.sentinel not in ready:
+                    continue
+                try:  # a dead worker's pipe reads as end of file (after any result it sent)
+                    message = worker.connection.recv() if worker.connection.poll(1.0) else None
+                except (EOFError, OSError):
+                    message = None
+                if message is None:
+                    done += self._died(index, worker)
+                elif message[0] == "ready":
+                    worker.ready = True
+                elif message[0] == "failed":
+                    raise UserFacingError(message[1])
+                else:
+                    assert worker.task is not None
+                    future, _ = worker.task
+                    worker.task = None
+                    future.set_result(message[1])
+                    done.append(future)
+            self._dispatch()
+        return done
+
+    def _died(self, index: int, worker: _Worker) -> list[cf.Future]:
+        worker.process.join(5)
+        if worker.process.is_alive():  # closed its pipe but did not exit: it is of no use
+            worker.process.kill()
+            worker.process.join()
+        how = _how_it_ended(worker.process.exitcode)
+        if not worker.ready:
+            raise UserFacingError(f"the analyser process died while loading {self._spec} ({how})")
+        self._workers[index] = self._replace(worker)
+        if worker.task is None:
+            return []
+        future, argument = worker.task
+        future.set_result(_crashed(argument, how))
+        return [future]
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        worker.connection.close()
+        worker.process.join(1)
+        return self._start()
+
+    def shutdown(self) -> None:
+        for worker in self._workers:
+            if worker.ready and worker.task is None:
+                with contextlib.suppress(OSError):
+                    worker.connection.send(None)  # idle: exit now
+            else:
+                worker.process.kill()  # busy (the scan failed or was interrupted) or still loading
+        for worker in self._workers:
+            worker.process.join(5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.connection.close()
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is None or exitcode >= 0:
+        return f"exit status {exitcode}"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = str(-exitcode)
+    return f"signal {name}" + (", perhaps out of memory" if -exitcode == signal.SIGKILL else "")
+
+
+def _crashed(argument: object, how: str) -> FileFailure:
+    path = _path_of(argument)
+    if isinstance(argument, Fingerprint):
+        size, mtime_ns = argument.size, argument.mtime_ns
+    else:  # the stat lets the next scan skip the file until it changes
+        try:
+            info = os.stat(path)
+            size, mtime_ns = info.st_size, info.st_mtime_ns
+        except OSError:
+            size = mtime_ns = None
+    message = f"the analyser process died ({how}) while reading this file"
+    return FileFailure(path, size, mtime_ns, "crashed", message)
+
+
+def _worker_main(connection: Connection, spec: str, threads: int, parent: int) -> None:
+    """A worker process: load the analyzer, then run the tasks it is sent, one at a time, until None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the scan, which then ends its workers
+    _die_with_parent(parent)
+    try:
+        analysis.worker_init(spec, threads)
+    except Exception as error:
+        text = str(error) if isinstance(error, UserFacingError) else f"{error.__class__.__name__}: {error}"
+        connection.send(("failed", f"the music model {spec!r} did not load: {text}"))
+        return
+    connection.send(("ready", None))
+    try:
+        while (task := connection.recv()) is not None:
+            fn, argument = task
+            connection.send(("done", fn(argument)))
+    except (EOFError, BrokenPipeError):  # the scan is gone
+        return
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the scan ends, even by kill -9 (a worker holds 1-2 GB of model): on Linux the
+    kernel kills it (prctl PR_SET_PDEATHSIG, tied to the scan thread that started it, which outlives the
+    pool); elsewhere, and as a backstop, a thread notices that the parent changed."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the scan died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="viml-parent-watch", daemon=True).start()
 
 
 def watch(

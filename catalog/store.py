@@ -157,13 +157,22 @@ class Catalog:
     # --- writes (single writer) --------------------------------------------------------------------
 
     def write_analysis(self, fingerprint: Fingerprint, analyzer: str, music: MusicSegments, run: int) -> None:
-        """Store a newly analysed file: its content, segments and track row, all or nothing."""
+        """Store a newly analysed file: its content, segments and track row, all or nothing.
+
+        A content already stored (--reanalyze, or another scan that got there first) is updated in place:
+        tracks point at it, so the row stays; its old segments and the retrieval embeddings made from them
+        are replaced.
+        """
         with self.transaction() as c:
             self._ensure_vocabularies(c, music)
-            c.execute("DELETE FROM contents WHERE hash = ?", (fingerprint.hash,))
+            c.execute("DELETE FROM segments WHERE hash = ?", (fingerprint.hash,))
+            c.execute("DELETE FROM retrieval WHERE hash = ?", (fingerprint.hash,))
             duration = fingerprint.duration or (float(music.ends[-1]) if len(music.ends) else 0.0)
             c.execute(
-                "INSERT INTO contents VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO contents VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO UPDATE SET "
+                "analyzer = excluded.analyzer, duration = excluded.duration, "
+                "segment_count = excluded.segment_count, embedding_dim = excluded.embedding_dim, "
+                "analyzed_at = excluded.analyzed_at",
                 (
                     fingerprint.hash,
                     analyzer,
@@ -444,3 +453,29 @@ def _stack_tags(music: MusicSegments) -> np.ndarray:
 def _like_prefix(folder: str) -> str:
     escaped = folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.rstrip("/") + "/%"
+
+
+@contextlib.contextmanager
+def scan_lock(catalog_path: str | os.PathLike) -> Iterator[None]:
+    """Held for a whole scan: a second scan of the same catalog stops with 'another scan ... is running'.
+
+    An advisory flock on CATALOG-scan.lock, which the kernel drops when its holder dies (kill -9 too), so
+    it can never be left stale. The file holds the holder's pid, for the message.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (write_analysis is safe to race anyway)
+        yield
+        return
+    fd = os.open(f"{os.fspath(catalog_path)}-scan.lock", os.O_RDWR | os.O_CREAT, 0o644)  # not inherited
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise UserFacingError(f"another scan of {catalog_path} is running (pid {pid})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)

@@ -41,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--interval", type=float, default=10.0, help="seconds between rescans with --watch (default 10)"
     )
     parser.add_argument(
-        "--reanalyze", action="store_true", help="re-analyse files analysed with another music model"
+        "--reanalyze",
+        action="store_true",
+        help="re-analyse files analysed with another music model, changed or not",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
