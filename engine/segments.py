@@ -8,9 +8,15 @@ The paper cuts both video and music into 10 s segments. Rules, kept in this one 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEFAULT_SEGMENT_SECONDS = 10.0
+# Accepted segment lengths. Every segment gets at least one 3 s tagger patch, so below 1 s the work per
+# second of audio explodes (0.0001 s segments: 10000 patches per second of music); above 10 minutes one
+# segment's spectrogram would have to be held whole. `engine.media.limits` lists every limit.
+MIN_SEGMENT_SECONDS = 1.0
+MAX_SEGMENT_SECONDS = 600.0
 DEFAULT_FPS = 6.0
 # A tail shorter than half a segment carries too little content to stand on its own.
 DEFAULT_MIN_FRACTION = 0.5
@@ -36,10 +42,15 @@ def segment_bounds(
     min_fraction: float = DEFAULT_MIN_FRACTION,
 ) -> list[Segment]:
     """Split [start, end) into segments; see the module docstring for the rules."""
-    if segment_seconds <= 0:
-        raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
-    if end <= start:
+    if not MIN_SEGMENT_SECONDS <= segment_seconds <= MAX_SEGMENT_SECONDS:  # also refuses NaN
+        raise ValueError(
+            f"segment_seconds must be between {MIN_SEGMENT_SECONDS:g} and {MAX_SEGMENT_SECONDS:g} s, "
+            f"got {segment_seconds}"
+        )
+    if not end > start:
         raise ValueError(f"empty span: start {start} >= end {end}")
+    if not math.isfinite(end - start):
+        raise ValueError(f"unbounded span: start {start}, end {end}")
     segments: list[Segment] = []
     position = start
     while position + segment_seconds <= end + _EPSILON:

@@ -1,7 +1,8 @@
-"""Media decoding with PyAV: `probe`, `read_audio` (for the music model) and `video_segment_frames`
-(for the frame encoder). Every unreadable input raises `viml.errors.MediaError` with a clear reason."""
+"""Media decoding with PyAV: `probe`, `read_audio` / `iter_audio` (for the music model) and
+`video_segment_frames` (for the frame encoder). Every unreadable input, and every file outside
+`limits`, raises `viml.errors.MediaError` with a clear reason."""
 
-from .audio import read_audio
+from .audio import iter_audio, read_audio
 from .container import MediaInfo, probe
 from .video import DEFAULT_SHORT_SIDE, SegmentFrames, iter_segment_frames, video_segment_frames
 
@@ -9,6 +10,7 @@ __all__ = [
     "DEFAULT_SHORT_SIDE",
     "MediaInfo",
     "SegmentFrames",
+    "iter_audio",
     "iter_segment_frames",
     "probe",
     "read_audio",

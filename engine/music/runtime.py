@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,8 +176,6 @@ class MusicModel:
             raise ValueError(f"expected mono audio (1-D array), got shape {audio.shape}")
         if audio.size == 0:
             raise ValueError("empty audio")
-        if not np.isfinite(audio).all():
-            raise ValueError("audio contains NaN or infinite samples")
         duration = audio.size / sample_rate
         if sample_rate != self.front_end.sample_rate:
             import soxr
@@ -184,32 +183,38 @@ class MusicModel:
             audio = soxr.resample(audio, sample_rate, self.front_end.sample_rate, quality="HQ").astype(
                 np.float32
             )
-        features = log_mel_spectrogram(audio, self.front_end)
-        frames_per_second = self.front_end.sample_rate / self.front_end.hop_length
-        segments = segment_bounds(0.0, duration, segment_seconds)
-        patch_frames = self.front_end.patch_frames
-        patches, owners = [], []
-        for segment in segments:
-            first = min(int(round(segment.start * frames_per_second)), len(features) - 1)
-            last = max(first + 1, min(int(round(segment.end * frames_per_second)), len(features)))
-            span = features[first:last]
-            starts = patch_starts(len(span), patch_frames)
-            for start in starts:
-                patches.append(repeat_pad(span[start : start + patch_frames], patch_frames))
-                owners.append(segment.index)
-        outputs = self.run_patches(np.stack(patches))
-        owners_array = np.asarray(owners)
-        embeddings, probabilities = [], {}
-        for vocabulary, (probs, penultimate) in outputs.items():
-            probabilities[vocabulary] = _segment_means(probs, owners_array, len(segments))
-            embeddings.append(_segment_means(penultimate, owners_array, len(segments)))
-        return MusicSegments(
-            starts=np.array([s.start for s in segments], dtype=np.float64),
-            ends=np.array([s.end for s in segments], dtype=np.float64),
-            embeddings=np.concatenate(embeddings, axis=1).astype(np.float32),
-            tag_probabilities=probabilities,
-            tag_names=self.tag_names,
-        )
+        step = self.front_end.sample_rate  # one-second views: the spectrogram is never held whole
+        blocks = (audio[i : i + step] for i in range(0, audio.size, step))
+        return self.analyze_stream(blocks, segment_seconds, duration=duration)
+
+    def analyze_stream(
+        self,
+        blocks: Iterable[np.ndarray],
+        segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
+        duration: float | None = None,
+        min_samples: int = 1,
+    ) -> MusicSegments:
+        """`analyze` of consecutive float32 mono blocks at the front end's rate (16 kHz), as they come.
+
+        Memory holds the spectrogram of one segment and one batch of patches, whatever the length of the
+        audio; the result equals `analyze` of the joined blocks. `duration` (seconds) overrides the
+        length the segments are cut from (default: the number of samples / 16 kHz). Fewer than
+        `min_samples` samples raise ValueError.
+        """
+        analysis = _StreamingAnalysis(self, segment_seconds)
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32)
+            if block.ndim != 1:
+                raise ValueError(f"expected mono audio (1-D array), got shape {block.shape}")
+            if not np.isfinite(block).all():
+                raise ValueError("audio contains NaN or infinite samples")
+            analysis.push(block)
+        received = analysis.spectrogram.received
+        if received == 0:
+            raise ValueError("empty audio")
+        if received < min_samples:
+            raise ValueError(f"too short to tag ({received / self.front_end.sample_rate:.3f} s of audio)")
+        return analysis.finish(duration)
 
     def analyze_file(
         self,
@@ -218,16 +223,14 @@ class MusicModel:
         start: float = 0.0,
         end: float | None = None,
     ) -> MusicSegments:
-        """Decode (PyAV, soxr HQ to 16 kHz mono) and analyse; raises MediaError for unusable files."""
-        from viml.engine.media import read_audio
+        """Decode (PyAV, soxr HQ to 16 kHz mono) and analyse block by block; raises MediaError for
+        unusable files, including files outside `engine.media.limits`. Memory does not grow with the
+        file's length."""
+        from viml.engine.media import iter_audio
 
-        audio = read_audio(path, self.front_end.sample_rate, start=start, end=end)
-        if audio.size < self.front_end.n_fft:
-            raise MediaError(
-                path, f"too short to tag ({audio.size / self.front_end.sample_rate:.3f} s of audio)"
-            )
+        blocks = iter_audio(path, self.front_end.sample_rate, start=start, end=end)
         try:
-            result = self.analyze(audio, self.front_end.sample_rate, segment_seconds)
+            result = self.analyze_stream(blocks, segment_seconds, min_samples=self.front_end.n_fft)
         except ValueError as error:
             raise MediaError(path, str(error)) from error
         if start:
@@ -258,6 +261,153 @@ def _segment_means(values: np.ndarray, owners: np.ndarray, count: int) -> np.nda
     sums = np.zeros((count, values.shape[1]), dtype=np.float64)
     np.add.at(sums, owners, values)
     return (sums / np.bincount(owners, minlength=count)[:, None]).astype(np.float32)
+
+
+# Rows the streamed front end computes at a time (about 16 s of audio, ~5 MB of FFT buffers): fewer,
+# larger steps cost less than one per decoded block (BLAS and FFT calls have a fixed overhead).
+_ROWS_PER_STEP = 1024
+
+
+class _StreamingLogMel:
+    """Rows of `log_mel_spectrogram(whole signal)`, computed as the signal arrives block by block.
+
+    Only the samples later rows can reach are kept (the reflect padding at the end reaches back
+    n_fft / 2 + 1 samples). Each call runs the one-shot front end on the window its rows need, so rows
+    are the same computation as for the whole signal.
+    """
+
+    def __init__(self, config: FrontEndConfig) -> None:
+        if (config.n_fft // 2) % config.hop_length:
+            raise ValueError("streaming needs n_fft / 2 to be a multiple of the hop length")
+        self.config = config
+        self.pad = config.n_fft // 2
+        self.audio = np.zeros(0, np.float32)  # received samples from `offset` on
+        self.offset = 0
+        self.received = 0
+        self.next_row = 0
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Add samples; returns the rows that no longer depend on samples still to come."""
+        self.audio = np.concatenate([self.audio, samples])
+        self.received += len(samples)
+        ready = (self.received - self.pad) // self.config.hop_length + 1 if self.received > self.pad else 0
+        return self._rows(ready) if ready - self.next_row >= _ROWS_PER_STEP else self._rows(0)
+
+    def finish(self) -> np.ndarray:
+        """The remaining rows, up to the end of the signal."""
+        if self.offset == 0 and self.next_row == 0:  # all of it is here: the one-shot front end
+            rows = log_mel_spectrogram(self.audio, self.config)
+            self.next_row = len(rows)
+            return rows
+        return self._rows(1 + self.received // self.config.hop_length)
+
+    def _rows(self, stop: int) -> np.ndarray:
+        if stop <= self.next_row:
+            return np.zeros((0, self.config.n_mels), np.float32)
+        hop, pad, last = self.config.hop_length, self.pad, self.received - 1
+        # Samples of the reflect-padded signal behind rows next_row..stop-1, as indices into the signal.
+        index = np.abs(np.arange(self.next_row * hop - pad, (stop - 1) * hop + pad))
+        index = np.where(index > last, 2 * last - index, index)
+        window = self.audio[index - self.offset]
+        rows = log_mel_spectrogram(window, self.config)[pad // hop : pad // hop + stop - self.next_row]
+        self.next_row = stop
+        keep_from = max(0, min(stop * hop - pad, self.received - pad - 1))
+        if keep_from > self.offset:
+            self.audio = self.audio[keep_from - self.offset :].copy()
+            self.offset = keep_from
+        return rows
+
+
+class _StreamingAnalysis:
+    """Segments of a streamed signal through the taggers: the rules of `analyze`, one segment at a time.
+
+    A segment is analysed once it is surely whole (a second of audio past its end has arrived); the
+    segments left at the end follow `segment_bounds` of the final duration. Patches run in batches of
+    BATCH_PATCHES in order, as `analyze` always ran them.
+    """
+
+    def __init__(self, model: MusicModel, segment_seconds: float) -> None:
+        segment_bounds(0.0, 1.0, segment_seconds)  # refuses a bad segment length before any work
+        self.model = model
+        self.config = model.front_end
+        self.segment_seconds = segment_seconds
+        self.frames_per_second = self.config.sample_rate / self.config.hop_length
+        self.spectrogram = _StreamingLogMel(self.config)
+        self.rows = np.zeros((0, self.config.n_mels), np.float32)  # held rows, from `first_row` on
+        self.first_row = 0
+        self.position = 0.0  # start of the next segment, summed as segment_bounds sums it
+        self.analysed = 0  # segments whose patches are queued
+        self.pending: list[np.ndarray] = []
+        self.owners: list[int] = []
+        self.outputs: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
+
+    def push(self, block: np.ndarray) -> None:
+        self._hold(self.spectrogram.push(block))
+        arrived = self.spectrogram.received / self.config.sample_rate
+        while self.position + self.segment_seconds <= arrived - 1.0:
+            first, last = self._rows_of(self.position, self.position + self.segment_seconds, None)
+            if last > self.first_row + len(self.rows):
+                break
+            self._queue(first, last, self.analysed)
+            self.analysed += 1
+            self.position += self.segment_seconds
+            self._forget(int(round(self.position * self.frames_per_second)))
+
+    def finish(self, duration: float | None) -> MusicSegments:
+        self._hold(self.spectrogram.finish())
+        if duration is None:
+            duration = self.spectrogram.received / self.config.sample_rate
+        segments = segment_bounds(0.0, duration, self.segment_seconds)
+        total_rows = self.first_row + len(self.rows)
+        for segment in segments[self.analysed :]:
+            self._queue(*self._rows_of(segment.start, segment.end, total_rows), segment.index)
+        self._run(len(self.pending))
+        owners = np.asarray(self.owners)
+        embeddings, probabilities = [], {}
+        for tagger in self.model.taggers:
+            probs, penultimate = (
+                np.concatenate([output[tagger.vocabulary][k] for output in self.outputs]) for k in (0, 1)
+            )
+            probabilities[tagger.vocabulary] = _segment_means(probs, owners, len(segments))
+            embeddings.append(_segment_means(penultimate, owners, len(segments)))
+        return MusicSegments(
+            starts=np.array([s.start for s in segments], dtype=np.float64),
+            ends=np.array([s.end for s in segments], dtype=np.float64),
+            embeddings=np.concatenate(embeddings, axis=1).astype(np.float32),
+            tag_probabilities=probabilities,
+            tag_names=self.model.tag_names,
+        )
+
+    def _rows_of(self, start: float, end: float, total_rows: int | None) -> tuple[int, int]:
+        """Spectrogram rows [first, last) of a segment (clamped to the signal once its end is known)."""
+        first = int(round(start * self.frames_per_second))
+        last = int(round(end * self.frames_per_second))
+        if total_rows is not None:
+            first, last = min(first, total_rows - 1), min(last, total_rows)
+        return first, max(first + 1, last)
+
+    def _hold(self, rows: np.ndarray) -> None:
+        if len(rows):
+            self.rows = np.concatenate([self.rows, rows])
+
+    def _forget(self, before_row: int) -> None:
+        if before_row > self.first_row:
+            self.rows = self.rows[before_row - self.first_row :]
+            self.first_row = before_row
+
+    def _queue(self, first: int, last: int, owner: int) -> None:
+        span = self.rows[first - self.first_row : last - self.first_row]
+        patch_frames = self.config.patch_frames
+        for start in patch_starts(len(span), patch_frames):
+            self.pending.append(repeat_pad(span[start : start + patch_frames], patch_frames))
+            self.owners.append(owner)
+        while len(self.pending) >= BATCH_PATCHES:
+            self._run(BATCH_PATCHES)
+
+    def _run(self, count: int) -> None:
+        if count:
+            self.outputs.append(self.model.run_patches(np.stack(self.pending[:count])))
+            del self.pending[:count]
 
 
 def is_silent(audio: np.ndarray) -> bool:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+from viml.engine.segments import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS
 
 ORDER = 30
 
@@ -22,9 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
-    parser.add_argument("--threshold", type=float, default=0.3, help="tag probability cut (default 0.3)")
-    parser.add_argument("--top", type=int, default=5, help="tags per track in the table (default 5)")
-    parser.add_argument("--segment-seconds", type=float, default=10.0, help="segment length (default 10)")
+    parser.add_argument(
+        "--threshold", type=_probability, default=0.3, help="tag probability cut (default 0.3)"
+    )
+    parser.add_argument("--top", type=_count, default=5, help="tags per track in the table (default 5)")
+    parser.add_argument(
+        "--segment-seconds",
+        type=_segment_seconds,
+        default=10.0,
+        help=f"segment length, {MIN_SEGMENT_SECONDS:g} to {MAX_SEGMENT_SECONDS:g} s (default 10)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write all results as JSON")
     parser.add_argument("--csv", type=Path, metavar="PATH", help="write one row per segment as CSV")
     parser.add_argument("--no-cache", action="store_true", help="ignore and do not update the result cache")
@@ -32,6 +42,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--apply", action="store_true", help="with --write-tags: really write the files")
     parser.add_argument("--device", choices=["auto", "cpu"], default="auto", help="onnxruntime device")
     parser.set_defaults(func=run)
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _finite(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _segment_seconds(text: str) -> float:
+    """Segments shorter than MIN_SEGMENT_SECONDS multiply the work (0.0001 s took 22 GB)."""
+    value = _finite(text)
+    if not MIN_SEGMENT_SECONDS <= value <= MAX_SEGMENT_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"must be between {MIN_SEGMENT_SECONDS:g} and {MAX_SEGMENT_SECONDS:g} seconds, got {text}"
+        )
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
