@@ -7,7 +7,7 @@ Everything else lives in pyproject.toml.
 
 from setuptools import find_packages, setup
 
-MAPPED_FOLDERS = ("engine", "catalog", "export_onnx", "desktop")
+MAPPED_FOLDERS = ("engine", "training", "catalog", "search", "export_onnx", "demo", "desktop")
 
 packages = find_packages(include=["viml", "viml.*"])
 package_dir = {"viml": "viml"}

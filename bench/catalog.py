@@ -31,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 from viml.catalog.analysis import fingerprint, usable_cores
-from viml.catalog.ranking import normalize_rows, top_tracks, window_scores
 from viml.catalog.scan import scan
 from viml.catalog.store import Catalog, Fingerprint
 from viml.engine.music.types import MusicSegments
+from viml.engine.vectors import normalize_rows
+from viml.search.ranking import top_tracks, window_scores
 
 
 def write_music(folder: Path, count: int, seconds: float, rate: int = 44100) -> float:
@@ -189,15 +190,17 @@ def build_catalog(path: Path, segments: int, space: str, dim: int, per_track: in
 def bench_loading(work: Path, segments: int, repeats: int = 5) -> dict:
     """What a query costs beyond ranking: getting the stacked segment matrix, from SQLite or the cache;
     then `viml suggest --prompt` end to end (new process each time) when a default bundle is installed."""
-    from viml.catalog.search import suggest
+    from viml.search import Searcher
+    from viml.search.query import encode_query
+    from viml.search.spaces import retrieval_space
 
     bundle = None
     try:
-        from viml.engine.runtime import load_retrieval
+        from viml.engine.runtime import open_bundle
 
-        space, encoder = load_retrieval(None)
-        query = encoder.encode_query(None, None, None, "calm piano", 1.0)
-        space_id, dim, bundle = space.id, query.shape[1], "default bundle"
+        runtime = open_bundle(None)
+        query = encode_query(runtime, None, 0.0, None, "calm piano", 1.0)
+        space_id, dim, bundle = retrieval_space(runtime).id, query.shape[1], "default bundle"
     except Exception as error:  # no bundle: the in-process figures still stand
         print(f"  no usable default bundle ({error}); skipping the CLI figure")
         space_id, dim = "bench-space", 512
@@ -213,9 +216,9 @@ def bench_loading(work: Path, segments: int, repeats: int = 5) -> dict:
             catalog.load_tracks(space_id, cache=cache)
 
     def query_once(cache: bool) -> None:
+        os.environ["VIML_NO_MATRIX_CACHE"] = "0" if cache else "1"  # what a CLI call would see
         with Catalog(path) as catalog:
-            table = catalog.load_tracks(space_id, cache=cache)
-            suggest(catalog, space_id, query, None, "calm piano", top=10, table=table)
+            Searcher(catalog).rank(query, prompt="calm piano", top=10, space_id=space_id)
 
     results["load_from_sqlite_ms"] = timed(lambda: load(False), repeats) * 1000
     started = time.perf_counter()

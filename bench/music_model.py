@@ -51,10 +51,10 @@ def _int8_variant(fused_path: Path, folder: Path, audio: np.ndarray, repeats: in
     """Static QDQ int8 of the fused graph: speed and agreement with float on held-out rendered music."""
     import soxr
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from viml.demo.world.render import render_piece_audio
+    from viml.demo.world.styles import STYLE_NAMES
     from viml.engine.music.frontend import log_mel_spectrogram
     from viml.engine.music.runtime import MusicModel
-    from viml.engine.world.render import render_piece_audio
-    from viml.engine.world.styles import STYLE_NAMES
 
     def patches(seed: int) -> np.ndarray:
         chunks = []
@@ -120,9 +120,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from viml.demo.reference_audio import PIECES, render_piece
     from viml.engine.music import runtime
     from viml.engine.music.frontend import log_mel_spectrogram
-    from viml.engine.music.reference_audio import PIECES, render_piece
     from viml.engine.music.runtime import MusicModel
     from viml.export_onnx.musicnn import convert, find_musicnn, load_checkpoint
     from viml.export_onnx.musicnn_torch import from_tf_tensors

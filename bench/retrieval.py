@@ -21,8 +21,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from viml.training.features import FeatureSet
+    from viml.training.metrics import RetrievalResult
 
 
 @dataclass(frozen=True)
@@ -42,12 +49,12 @@ VARIANTS = (
 )
 
 
-def add_prompt2text(features, seed: int) -> str:  # noqa: ANN001
+def add_prompt2text(features: FeatureSet, seed: int) -> str:
     """Synthesise prompt2text texts through the real client talking HTTP to the stand-in server."""
-    from viml.engine.encoders.text import MiniLMTextEncoder
     from viml.engine.text.llm import ChatClient, LLMConfig
     from viml.engine.text.standin import StandInLMServer
     from viml.engine.text.synthesis import synthesize_collection
+    from viml.training.encoders.text import MiniLMTextEncoder
 
     if "prompt2text" in features.text_methods:
         return "cached"
@@ -75,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
 
-    from viml.engine.demo import DemoConfig, ensure_features, ensure_world
-    from viml.engine.metrics import RetrievalResult, chance
-    from viml.engine.pipeline import Row, format_table, train_and_evaluate
-    from viml.engine.train import TrainConfig
+    from viml.demo.run import DemoConfig, ensure_features, ensure_world
+    from viml.training.metrics import chance
+    from viml.training.pipeline import Row, format_table, train_and_evaluate
+    from viml.training.train import TrainConfig
 
     from viml.paths import viml_home
 
@@ -167,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def mean_result(results):  # noqa: ANN001, ANN201 (RetrievalResult)
-    from viml.engine.metrics import RetrievalResult
+def mean_result(results: Sequence[RetrievalResult]) -> RetrievalResult:
+    from viml.training.metrics import RetrievalResult
 
     first = results[0]
     return RetrievalResult(

@@ -85,10 +85,11 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     import torch
     from viml.engine.preprocess import preprocess_frames
-    from viml.engine.runtime import RuntimeBundle
+    from viml.engine.runtime import open_bundle
     from viml.engine.runtime.pipeline import encode_clip_segments
     from viml.export_onnx.build import build_bundle
     from viml.export_onnx.clip import load_clip
+    from viml.search.query import encode_query
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,11 +116,11 @@ def main() -> int:
     figures["clip_frames"] = len(frames)
 
     # -- frame encoder, per batch size ---------------------------------------------------------------
-    float_bundle = RuntimeBundle.load(
-        folder, provider="cpu", precision="float", threads=args.threads, reuse_threshold=0.0
+    float_bundle = open_bundle(
+        folder, shared=False, provider="cpu", precision="float", threads=args.threads, reuse_threshold=0.0
     )
-    int8_bundle = RuntimeBundle.load(
-        folder, provider="cpu", precision="int8", threads=args.threads, reuse_threshold=0.0
+    int8_bundle = open_bundle(
+        folder, shared=False, provider="cpu", precision="int8", threads=args.threads, reuse_threshold=0.0
     )
     frame_rows = {}
     for batch in (1, 16):
@@ -162,7 +163,9 @@ def main() -> int:
     for segment in video_segment_frames(video, short_side=size):
         int8_bundle.frame_encoder.encode_frames(segment.frames)
     path_figures["decode then encode (int8, sequential) s"] = time.perf_counter() - start
-    reuse_bundle = RuntimeBundle.load(folder, provider="cpu", threads=args.threads)  # defaults: int8 + reuse
+    reuse_bundle = open_bundle(
+        folder, provider="cpu", threads=args.threads, shared=False
+    )  # defaults: int8 + reuse
     start = time.perf_counter()
     overlapped = encode_clip_segments(reuse_bundle.frame_encoder, str(video))
     path_figures["decode and encode overlapped (int8 + reuse) s"] = time.perf_counter() - start
@@ -175,17 +178,17 @@ def main() -> int:
     path_figures["int8+reuse vs float frame cosine min"] = float(frame_cos.min())
     path_figures["int8+reuse vs float segment cosine min"] = float(segment_cos.min())
 
-    encoder = reuse_bundle.query_encoder()
     start = time.perf_counter()
-    encoder.encode_query(str(video), 0.0, None, "tense chase music", 0.5)
+    encode_query(reuse_bundle, str(video), 0.0, None, "tense chase music", 0.5)
     path_figures["first query (clip + prompt, cold) s"] = time.perf_counter() - start
     second = timed(
-        lambda: encoder.encode_query(str(video), 0.0, None, f"calm piano {time.time()}", 0.5), args.repeats
+        lambda: encode_query(reuse_bundle, str(video), 0.0, None, f"calm piano {time.time()}", 0.5),
+        args.repeats,
     )
     path_figures["second query, new prompt, same clip ms"] = 1000 * second
-    fresh = RuntimeBundle.load(folder, provider="cpu", threads=args.threads).query_encoder()
+    fresh = open_bundle(folder, provider="cpu", threads=args.threads, shared=False)
     start = time.perf_counter()
-    fresh.encode_query(str(video), 0.0, None, "sad strings", 0.5)
+    encode_query(fresh, str(video), 0.0, None, "sad strings", 0.5)
     path_figures["new process-like query from disk cache ms (incl. session load)"] = 1000 * (
         time.perf_counter() - start
     )

@@ -30,8 +30,14 @@ import tempfile
 import time
 import wave
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from PySide6.QtCore import QCoreApplication
 
 STALL_TARGET_MS = 100.0
 LAUNCH_TARGET_S = 2.0
@@ -70,7 +76,9 @@ class Heartbeat:
         self.gaps.append(now - self.last)
         self.last = now
 
-    def measure(self, app, seconds: float, during=None) -> dict:  # noqa: ANN001
+    def measure(
+        self, app: QCoreApplication, seconds: float, during: Callable[[float], None] | None = None
+    ) -> dict:
         """Run the event loop for `seconds` (calling `during(elapsed)` from a 50 ms timer); gap figures."""
         from PySide6.QtCore import QEventLoop, QTimer
 
@@ -117,7 +125,7 @@ def prepare_models(home: Path) -> tuple[str | None, str, Path | None]:
     return None, "musicnn MTT+MSD (ONNX)", bundle
 
 
-def scan_and_type(args, scratch: Path) -> dict:  # noqa: ANN001
+def scan_and_type(args: argparse.Namespace, scratch: Path) -> dict:
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
     from viml.catalog.store import Catalog
@@ -240,7 +248,7 @@ print(json.dumps({"shown": shown, "filled": filled, "rows": window.library.model
 """
 
 
-def launch(args, scratch: Path) -> dict:  # noqa: ANN001
+def launch(args: argparse.Namespace, scratch: Path) -> dict:
     catalog = scratch / "big.sqlite"
     write_seconds = synthetic_catalog(catalog, args.catalog_tracks)
     code = LAUNCH_CHILD.replace("CATALOG", repr(str(catalog))).replace("TRACKS", str(args.catalog_tracks))

@@ -7,9 +7,9 @@
 2. Scans the excerpts with the musicnn music model into a catalog (<cache>/zero_shot_bench/catalog.sqlite,
    incremental; `--fresh` uses a temporary one) and embeds it in a zero-shot bundle's space (built into
    <cache>/zero_shot_bench/bundles when no --bundle is given; building needs the train extra).
-3. Runs every prompt through `catalog.search.suggest` (the CLI's ranking) in several ways, all in this run:
+3. Runs every prompt through `viml.search.Searcher` (the CLI's search) in several ways, all in this run:
    chance (random orders), keyword (prompt words matched against file paths and file tags), the prompt
-   embedded as typed, the prompt with its terms (catalog/prompt_terms.py: the product's default), with
+   embedded as typed, the prompt with its terms (search/prompt_terms.py: the product's default), with
    plain mentions also boosted, and tag terms alone.
 4. Speed: text embedding per prompt (MiniLM ONNX vs sentence-transformers torch, target < 20 ms) and
    prompt-only ranking over 100,000 segments after the text is embedded (target < 50 ms).
@@ -27,8 +27,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from viml.engine.runtime import RuntimeBundle
 
 sys.path.insert(0, str(Path(__file__).parent))
 from zero_shot_data import fetch_packages, keyword_documents, load_set, make_excerpts  # noqa: E402
@@ -93,7 +97,7 @@ def main() -> int:
     excerpts, undecodable = make_excerpts(labelled, folders, root / "excerpts")
     for track_id, why in undecodable.items():
         print(f"note: {track_id} left out, our decoder cannot read it: {why}")
-    runtime = open_bundle(args.bundle, work)
+    runtime = bench_bundle(args.bundle, work)
     print(f"bundle: {runtime.name} ({runtime.kind}), prompts through {runtime.prompt_role}")
 
     with tempfile.TemporaryDirectory() as temporary:
@@ -120,8 +124,8 @@ def main() -> int:
     return 0
 
 
-def open_bundle(name: str | None, work: Path):  # noqa: ANN201 (RuntimeBundle)
-    from viml.engine.runtime import RuntimeBundle
+def bench_bundle(name: str | None, work: Path) -> RuntimeBundle:
+    from viml.engine.runtime import open_bundle
 
     if name is None:
         folder = work / "bundles" / "zero-shot"
@@ -131,7 +135,7 @@ def open_bundle(name: str | None, work: Path):  # noqa: ANN201 (RuntimeBundle)
             print("building a zero-shot bundle (MiniLM + musicnn) in the cache", file=sys.stderr)
             build_bundle("zero-shot", kind="zero-shot", output_dir=work / "bundles", force=True)
         name = str(folder)
-    runtime = RuntimeBundle.load(name)
+    runtime = open_bundle(name)
     if runtime.kind != "zero-shot":
         print(f"note: bundle {runtime.name!r} is {runtime.kind}, not zero-shot")
     return runtime
@@ -140,12 +144,19 @@ def open_bundle(name: str | None, work: Path):  # noqa: ANN201 (RuntimeBundle)
 # --- quality ------------------------------------------------------------------------------------------
 
 
-def evaluate(labelled, folders, excerpts, runtime, catalog_path: Path, args) -> dict:  # noqa: ANN001
-    from viml.catalog.prompt_terms import parse_prompt, segment_tag_matrix
-    from viml.catalog.retrieval import ensure_space
+def evaluate(
+    labelled: dict,
+    folders: dict[str, Path],
+    excerpts: dict[str, Path],
+    runtime: RuntimeBundle,
+    catalog_path: Path,
+    args: argparse.Namespace,
+) -> dict:
     from viml.catalog.scan import scan
-    from viml.catalog.search import suggest
     from viml.catalog.store import Catalog, path_key
+    from viml.search import Searcher, SuggestRequest
+
+    from viml.errors import UserFacingError
 
     catalog_path.parent.mkdir(parents=True, exist_ok=True)
     with Catalog(catalog_path) as catalog:
@@ -153,31 +164,24 @@ def evaluate(labelled, folders, excerpts, runtime, catalog_path: Path, args) -> 
         summary = scan(catalog, Path(excerpts[next(iter(excerpts))]).parent, jobs=args.jobs, progress=False)
         scan_seconds = time.perf_counter() - started
         print(f"scan: {summary.analysed} analysed, {summary.unchanged} unchanged in {scan_seconds:.1f} s")
-        space = runtime.retrieval_space()
-        ensure_space(catalog, space)
-        table = catalog.load_tracks(space.id)
-        tags = segment_tag_matrix(catalog, table)
+        searcher = Searcher(catalog, runtime)
+        searcher.prepare()
+        table = catalog.load_tracks(searcher.space.id)
         by_path = {path_key(os.path.abspath(p)): t for t, p in excerpts.items()}
         order = [by_path.get(p) for p in table.paths]
         tracks = [t for t in order if t is not None]
         documents = keyword_documents(labelled, folders)
-        encoder = runtime.query_encoder()
 
         def rank_with(prompt: str, mode: str) -> list[str]:
-            terms = parse_prompt(prompt)
-            if mode == "typed":
-                query, terms = encoder.encode_query(None, None, None, prompt, 1.0), None
-                weight = 0.0
-            else:
-                weight = {"terms": 0.0, "mentions": args.mention_weight, "tags only": 1.0}[mode]
-                text = terms.text if mode != "tags only" else ""
-                query = encoder.encode_query(None, None, None, text, 1.0) if text else None
-                if query is None and not terms.has_terms(weight):  # no concept of the table: a random order
-                    return list(np.random.default_rng(len(prompt)).permutation(tracks))
-            results = suggest(
-                catalog, space.id, query, None, prompt, top=len(table.paths), table=table,
-                terms=terms, tags=tags, mention_weight=weight,
+            weight = {"typed": 0.0, "terms": 0.0, "mentions": args.mention_weight, "tags only": 1.0}[mode]
+            request = SuggestRequest(
+                prompt=prompt, influence=1.0, top=len(table.paths), mention_weight=weight,
+                prompt_terms=mode != "typed", embed_prompt=mode != "tags only",
             )  # fmt: skip
+            try:
+                results = searcher.suggest(request).suggestions
+            except UserFacingError:  # no concept of the table and nothing to embed: a random order
+                return list(np.random.default_rng(len(prompt)).permutation(tracks))
             ranked = [by_path.get(r.path) for r in results]
             return [t for t in ranked if t is not None]
 
@@ -251,7 +255,9 @@ def _stem(word: str) -> str:
     return word[:-1] if word.endswith("s") and len(word) > 3 else word
 
 
-def tie_broken_ranks(scores: np.ndarray, tracks: list[str], relevant: set[str], rng) -> list[float]:  # noqa: ANN001
+def tie_broken_ranks(
+    scores: np.ndarray, tracks: list[str], relevant: set[str], rng: np.random.Generator
+) -> list[float]:
     ranks = []
     is_relevant = np.array([t in relevant for t in tracks])
     for _ in range(TIE_DRAWS):
@@ -300,9 +306,10 @@ def _ratio(a: float, b: float) -> str:
 # --- speed --------------------------------------------------------------------------------------------
 
 
-def measure_speed(runtime, prompts: list[str], segments: int) -> dict:  # noqa: ANN001
-    from viml.catalog.prompt_terms import parse_prompt
-    from viml.catalog.ranking import normalize_rows, top_tracks, window_scores
+def measure_speed(runtime: RuntimeBundle, prompts: list[str], segments: int) -> dict:
+    from viml.engine.vectors import normalize_rows
+    from viml.search.prompt_terms import parse_prompt
+    from viml.search.ranking import top_tracks, window_scores
 
     encoder = runtime.prompt_encoder
     encoder.encode_texts(["warm up"])
@@ -362,7 +369,7 @@ def measure_speed(runtime, prompts: list[str], segments: int) -> dict:  # noqa: 
 def torch_minilm_ms(prompts: list[str]) -> float | None:
     try:
         from sentence_transformers import SentenceTransformer
-        from viml.engine.encoders.text import minilm_model_dir
+        from viml.training.encoders.text import minilm_model_dir
     except ImportError:
         return None
     import torch

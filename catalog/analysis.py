@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from viml.catalog.store import FileTags, Fingerprint
 from viml.engine.music.types import MusicSegments
 
 from viml.errors import MediaError, UserFacingError
+
+if TYPE_CHECKING:
+    from viml.engine.bundles.spec import AnalysisSpec
+    from viml.engine.music.runtime import MusicModel
+    from viml.engine.runtime.bundle import RuntimeBundle
 
 DEFAULT_ANALYZER = "viml.catalog.analysis:load_music_model"
 _HASH_CHUNK = 1 << 20
@@ -58,15 +62,17 @@ def load_analyzer(spec: str = DEFAULT_ANALYZER) -> Analyzer:
 
 
 class MusicModelAnalyzer:
-    """The product's music model (musicnn taggers on onnxruntime) with an id naming its exact weights."""
+    """The product's music model (musicnn taggers on onnxruntime) under an analysis spec; its id is the
+    spec's `analysis_id` (the model's file hashes + segment rules), so the catalog knows, per content,
+    which spec analysed it."""
 
-    def __init__(self, model: object) -> None:
+    def __init__(self, model: MusicModel, spec: AnalysisSpec) -> None:
         self.model = model
-        manifest = json.dumps(getattr(model, "manifest", {}), sort_keys=True).encode("utf-8")
-        self.id = "musicnn-" + hashlib.sha256(manifest).hexdigest()[:16]
+        self.spec = spec
+        self.id = spec.analysis_id
 
     def analyze_file(self, path: str) -> MusicSegments:
-        return self.model.analyze_file(path)  # type: ignore[attr-defined]
+        return self.model.analyze_file(path, segment_seconds=self.spec.segment_seconds)
 
 
 def usable_cores() -> int:
@@ -83,13 +89,48 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores or usable_cores()) // max(1, workers))
 
 
+# The bundle whose analysis spec a scan follows (a folder); set by the scan for its worker processes.
+BUNDLE_ENV = "VIML_ANALYSIS_BUNDLE"
+
+
+def analysis_spec(bundle_folder: str | None = None) -> AnalysisSpec:
+    """The spec a scan analyses with: the bundle's own, or the converted musicnn's with the default rules."""
+    from viml.engine.bundles.manifest import hash_files
+    from viml.engine.bundles.spec import AnalysisSpec, music_model_files
+    from viml.engine.music.manifest import model_folder
+
+    folder = bundle_folder or os.environ.get(BUNDLE_ENV)
+    if folder:
+        return _bundle(folder).analysis
+    return AnalysisSpec(music_model_files=music_model_files(hash_files(model_folder())))
+
+
 def load_music_model() -> MusicModelAnalyzer:
     from viml.engine.music.runtime import MusicModel
 
     # VIML_ANALYZER_THREADS: set by the scan for its workers (cores // workers) or by the user; a process
     # analysing on its own uses every core.
     threads = int(os.environ.get("VIML_ANALYZER_THREADS", "0")) or usable_cores()
-    return MusicModelAnalyzer(MusicModel.load(threads=threads))
+    folder = os.environ.get(BUNDLE_ENV)
+    if folder:  # the bundle's own music model, verified with the rest of the bundle
+        bundle = _bundle(folder, threads)
+        if "music_model" in bundle.manifest:
+            return MusicModelAnalyzer(bundle.music_model(), bundle.analysis)
+        # A bundle built without its music model names the converted one's files in its spec.
+        return MusicModelAnalyzer(MusicModel.load(threads=threads), bundle.analysis)
+    spec = analysis_spec()
+    return MusicModelAnalyzer(MusicModel.load(threads=threads), spec)
+
+
+def expected_analyzer_id(spec: str = DEFAULT_ANALYZER) -> str:
+    """The id the analyzer `spec` will write, without loading a model when it is the product's own."""
+    return analysis_spec().analysis_id if spec == DEFAULT_ANALYZER else load_analyzer(spec).id
+
+
+def _bundle(folder: str, threads: int | None = None) -> RuntimeBundle:
+    from viml.engine.runtime import open_bundle
+
+    return open_bundle(folder, threads=threads)
 
 
 def fingerprint(path: str) -> Fingerprint | FileFailure:

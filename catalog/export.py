@@ -6,9 +6,9 @@ import csv
 import io
 import json
 
-import numpy as np
-from viml.catalog.retrieval import DEFAULT_TAG_THRESHOLD
 from viml.catalog.store import Catalog
+from viml.engine.tags import TAG_THRESHOLD as DEFAULT_TAG_THRESHOLD
+from viml.engine.tags import tags_above
 
 TRACK_FIELDS = ["path", "title", "artist", "album", "genre", "bpm", "duration", "format", "tags"]
 SEGMENT_FIELDS = ["path", "start", "end", "tags"]
@@ -31,33 +31,26 @@ def tag_rows(
     catalog: Catalog, per_segment: bool = False, threshold: float = DEFAULT_TAG_THRESHOLD
 ) -> list[dict]:
     """Per track (tags of the mean over its segments) or per segment: tags above threshold, strongest first."""
-    names = catalog.tag_names()
-    tracks = catalog.connection.execute(
-        "SELECT path, title, artist, album, genre, bpm, duration, format, hash FROM tracks ORDER BY path"
-    ).fetchall()
     rows = []
-    for path, title, artist, album, genre, bpm, duration, file_format, content_hash in tracks:
-        segments = catalog.connection.execute(
-            "SELECT start, end, tags FROM segments WHERE hash = ? ORDER BY idx", (content_hash,)
-        ).fetchall()
-        probabilities = np.stack([np.frombuffer(s[2], dtype=np.float32) for s in segments])
+    for track in catalog.tracks():
+        music = catalog.music_segments(track.hash)
         if per_segment:
-            for (start, end, _), row in zip(segments, probabilities, strict=True):
-                rows.append({"path": path, "start": start, "end": end, "tags": _tags(names, row, threshold)})
+            for index, (start, end) in enumerate(zip(music.starts, music.ends, strict=True)):
+                tags = _tags(music.tag_probabilities, music.tag_names, threshold, index)
+                rows.append({"path": track.path, "start": float(start), "end": float(end), "tags": tags})
         else:
             rows.append(
                 {
-                    "path": path, "title": title, "artist": artist, "album": album, "genre": genre,
-                    "bpm": bpm, "duration": duration, "format": file_format,
-                    "tags": _tags(names, probabilities.mean(axis=0), threshold),
+                    "path": track.path, "title": track.title, "artist": track.artist, "album": track.album,
+                    "genre": track.genre, "bpm": track.bpm, "duration": track.duration, "format": track.format,
+                    "tags": _tags(music.tag_probabilities, music.tag_names, threshold),
                 }
             )  # fmt: skip
     return rows
 
 
-def _tags(names: list[str], probabilities: np.ndarray, threshold: float) -> dict[str, float]:
-    order = np.argsort(-probabilities)
-    return {names[i]: round(float(probabilities[i]), 4) for i in order if probabilities[i] >= threshold}
+def _tags(probabilities: dict, names: dict, threshold: float, segment: int | None = None) -> dict[str, float]:
+    return {f"{v}:{t}": round(p, 4) for v, t, p in tags_above(probabilities, names, threshold, segment)}
 
 
 def to_json(rows: list[dict]) -> str:

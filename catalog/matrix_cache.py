@@ -22,8 +22,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from viml.catalog.store import TrackTable
 
 FORMAT = 1
 _ARRAYS = ("starts", "counts", "segment_starts")
@@ -65,7 +69,7 @@ def load(root: Path, catalog_id: str, generation: int, space: str | None):
     )
 
 
-def save(root: Path, catalog_id: str, generation: int, space: str | None, table) -> bool:  # noqa: ANN001
+def save(root: Path, catalog_id: str, generation: int, space: str | None, table: TrackTable) -> bool:
     """Write an entry (best effort: a read-only or full disk only costs speed); True when written."""
     space_key, name = entry_name(catalog_id, generation, space)
     parent = root / space_key

@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_any
@@ -30,11 +30,28 @@ from multiprocessing.process import BaseProcess
 
 from viml.catalog import analysis
 from viml.catalog.analysis import FileFailure
-from viml.catalog.store import Catalog, Fingerprint, _like_prefix, path_key, scan_lock
+from viml.catalog.store import Catalog, Fingerprint, path_key, scan_lock
 from viml.engine.media.extensions import AUDIO_EXTENSIONS
 from viml.engine.music.types import MusicSegments
 
 from viml.errors import UserFacingError
+
+EVENTS = """The scan's progress as events (`viml scan --events`: one JSON object per line on stdout).
+
+    {"event": "started", "root": R, "files": N, "to_do": K, "unchanged": U, "analysis": ID}
+        after the stat pass: N audio files under R, K of them to fingerprint or analyse, U skipped
+        unchanged (or unchanged and failing before), ID the analysis spec the scan follows;
+    {"event": "file", "path": P, "outcome": O, "done": D, "to_do": K [, "kind": KIND, "message": M]}
+        file P committed to the catalog (D of K); O is analysed | linked | touched | failed (with the
+        failure's kind and message);
+    {"event": "summary", ...}
+        last line: the summary `viml scan --json` prints (counts, failures, the bundle's search space).
+"""
+EventSink = Callable[[dict], None]
+
+
+def _ignore(event: dict) -> None:
+    pass
 
 
 @dataclass
@@ -48,6 +65,8 @@ class ScanSummary:
     touched: int = 0  # mtime changed, content did not
     removed: int = 0
     still_failing: int = 0  # known-bad files that did not change since the last scan
+    reanalysed: int = 0  # unchanged files analysed again: another analysis spec, or --reanalyze
+    analysis: str = ""  # the analysis spec files were analysed with (its id)
     audio_seconds: float = 0.0
     seconds: float = 0.0
     skipped: Counter = field(default_factory=Counter)  # reason -> count (not audio, loops)
@@ -64,6 +83,8 @@ class ScanSummary:
             "touched": self.touched,
             "removed": self.removed,
             "still_failing": self.still_failing,
+            "reanalysed": self.reanalysed,
+            "analysis": self.analysis,
             "audio_seconds": round(self.audio_seconds, 3),
             "seconds": round(self.seconds, 3),
             "skipped": dict(self.skipped),
@@ -125,13 +146,38 @@ def scan(
     jobs: int | None = None,
     progress: bool = True,
     reanalyze: bool = False,
+    bundle: str | os.PathLike | None = None,
+    on_event: EventSink | None = None,
 ) -> ScanSummary:
+    """Bring the catalog up to date with the audio files under `root`.
+
+    `on_event` receives the scan's progress as events (see EVENTS) as each file is committed.
+
+    `bundle` (a bundle folder): analyse with its own music model and analysis spec; files analysed under
+    another spec are re-analysed, so a search never meets an analysis its bundle cannot read.
+    `reanalyze`: analyse every file again, changed or not.
+    """
     started = time.perf_counter()
     root = os.path.abspath(os.fspath(root))
     if not os.path.isdir(root):
         raise UserFacingError(f"{root} is not a folder")
-    with scan_lock(catalog.path):
-        return _scan(catalog, root, analyzer_spec, jobs, progress, reanalyze, started)
+    with scan_lock(catalog.path), _analysis_bundle(bundle):
+        return _scan(catalog, root, analyzer_spec, jobs, progress, reanalyze, started, on_event or _ignore)
+
+
+@contextlib.contextmanager
+def _analysis_bundle(bundle: str | os.PathLike | None) -> Iterator[None]:
+    """The bundle whose spec this scan follows, for this process and the workers it starts."""
+    previous = os.environ.get(analysis.BUNDLE_ENV)
+    if bundle is not None:
+        os.environ[analysis.BUNDLE_ENV] = os.fspath(bundle)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(analysis.BUNDLE_ENV, None)
+        else:
+            os.environ[analysis.BUNDLE_ENV] = previous
 
 
 def _scan(
@@ -142,14 +188,16 @@ def _scan(
     progress: bool,
     reanalyze: bool,
     started: float,
+    on_event: EventSink,
 ) -> ScanSummary:
     summary = ScanSummary(root=path_key(root))
     files = discover(root, summary)
     summary.seen = len(files)
     known = catalog.known_files(path_key(root))
-    # --reanalyze: files analysed by another model are redone even when unchanged (no stat shortcut).
-    analyzer = analysis.load_analyzer(analyzer_spec) if reanalyze else None
-    stale = _analysed_by_others(catalog, summary.root, analyzer.id) if analyzer else set()
+    analyzer_id = analysis.expected_analyzer_id(analyzer_spec)
+    summary.analysis = analyzer_id
+    # Files analysed under another spec are redone even when unchanged (decided here, not at search time).
+    stale = catalog.tracks_analysed_otherwise(summary.root, None if reanalyze else analyzer_id)
     seen_keys = set()
     todo: list[str] = []
     for path, info in files:
@@ -170,9 +218,12 @@ def _scan(
         catalog.remove_paths(gone)
         summary.removed = len(gone)
 
-    if todo and analyzer is None:
-        analyzer = analysis.load_analyzer(analyzer_spec)
-    summary.run = catalog.start_run(summary.root, analyzer.id if analyzer else "-")
+    analyzer = analysis.load_analyzer(analyzer_spec) if todo else None
+    if analyzer is not None and analyzer.id != analyzer_id:
+        raise UserFacingError(f"music model {analyzer_spec!r} changed its id while loading; scan again")
+    summary.run = catalog.start_run(summary.root, analyzer_id)
+    on_event({"event": "started", "root": summary.root, "files": summary.seen, "to_do": len(todo),
+              "unchanged": summary.unchanged + summary.still_failing, "analysis": analyzer_id})  # fmt: skip
     in_flight = _InFlight(catalog.path)
     suspect = in_flight.read()
     status = "interrupted"
@@ -182,8 +233,19 @@ def _scan(
             # The last one-process scan died on this file (a crash in the decoder, or kill -9): this time
             # it runs in a worker process, so a crash costs the file, not the scan.
             isolate = suspect is not None and suspect in {os.fsencode(path) for path in todo}
+            redo = set(stale.values())
             _process(
-                catalog, todo, analyzer, analyzer_spec, jobs, progress, reanalyze, summary, known, isolate
+                catalog,
+                todo,
+                analyzer,
+                analyzer_spec,
+                jobs,
+                progress,
+                redo,
+                summary,
+                known,
+                isolate,
+                on_event,
             )
         status = "done"
     finally:
@@ -193,15 +255,6 @@ def _scan(
     return summary
 
 
-def _analysed_by_others(catalog: Catalog, root: str, analyzer_id: str) -> set[str]:
-    rows = catalog.connection.execute(
-        "SELECT t.path FROM tracks t JOIN contents c ON c.hash = t.hash "
-        "WHERE c.analyzer != ? AND t.path LIKE ? ESCAPE '\\'",
-        (analyzer_id, _like_prefix(root)),
-    )
-    return {row[0] for row in rows}
-
-
 def _process(
     catalog: Catalog,
     todo: list[str],
@@ -209,10 +262,11 @@ def _process(
     spec: str,
     jobs: int | None,
     progress: bool,
-    reanalyze: bool,
+    redo: set[str],
     summary: ScanSummary,
     known: dict,
     isolate: bool = False,
+    on_event: EventSink = _ignore,
 ) -> None:
     from tqdm import tqdm
 
@@ -229,15 +283,29 @@ def _process(
     queue = list(reversed(todo))
     window = 2 * jobs  # enough work in flight to keep every worker busy, little lost on a kill
 
-    def done_with(count: int = 1) -> None:
-        bar.update(count)
+    done = 0
+
+    def done_with(path: str, outcome: str, failure: FileFailure | None = None) -> None:
+        nonlocal done
+        done += 1
+        bar.update(1)
+        event = {
+            "event": "file",
+            "path": path_key(path),
+            "outcome": outcome,
+            "done": done,
+            "to_do": len(todo),
+        }
+        if failure is not None:
+            event.update(kind=failure.kind, message=failure.message)
+        on_event(event)
 
     def fail(failure: FileFailure) -> None:
         catalog.write_error(
             failure.path, failure.size, failure.mtime_ns, failure.kind, failure.message, summary.run
         )
         summary.failures.append(failure)
-        done_with()
+        done_with(failure.path, "failed", failure)
 
     try:
         while queue or pending:
@@ -252,22 +320,23 @@ def _process(
                     for twin in waiting.pop(getattr(payload, "hash", ""), []):
                         fail(FileFailure(twin.path, twin.size, twin.mtime_ns, result.kind, result.message))
                 elif stage == "fingerprint":
-                    _route(
-                        catalog, result, analyzer.id, reanalyze, summary, known, waiting, pending, executor
-                    )
-                    if result.hash not in waiting:
-                        done_with()
+                    outcome = _route(catalog, result, analyzer.id, redo, summary, waiting, pending, executor)
+                    if outcome is not None:
+                        done_with(result.path, outcome)
                 else:
                     fp: Fingerprint = payload  # type: ignore[assignment]
                     music: MusicSegments = result
                     catalog.write_analysis(fp, analyzer.id, music, summary.run)
                     summary.analysed += 1
+                    if fp.hash in redo:
+                        summary.reanalysed += 1
+                        redo.discard(fp.hash)  # its twins in this scan link to the new analysis
                     summary.audio_seconds += float(music.ends[-1])
-                    done_with()
+                    done_with(fp.path, "analysed")
                     for twin in waiting.pop(fp.hash, []):
                         catalog.link_track(twin, summary.run)
                         summary.linked += 1
-                        done_with()
+                        done_with(twin.path, "linked")
                 bar.set_postfix(audio=f"{summary.audio_seconds / 60:.0f} min", failed=len(summary.failures))
     finally:
         bar.close()
@@ -278,31 +347,28 @@ def _route(
     catalog: Catalog,
     fp: Fingerprint,
     analyzer_id: str,
-    reanalyze: bool,
+    redo: set[str],
     summary: ScanSummary,
-    known: dict,
     waiting: dict[str, list[Fingerprint]],
     pending: dict,
     executor: _InlineExecutor | _Pool,
-) -> None:
-    """Decide what a fingerprinted file needs: nothing new, a track row, or an analysis."""
+) -> str | None:
+    """Decide what a fingerprinted file needs: nothing new, a track row, or an analysis. Returns the
+    outcome when the file is done ("touched", "linked"), None when it waits for an analysis."""
     if fp.hash in waiting:  # same content already being analysed in this scan
         waiting[fp.hash].append(fp)
-        return
-    stored = catalog.connection.execute("SELECT analyzer FROM contents WHERE hash = ?", (fp.hash,)).fetchone()
-    if stored is not None and (stored[0] == analyzer_id or not reanalyze):
-        previous = catalog.connection.execute(
-            "SELECT hash FROM tracks WHERE path = ?", (path_key(fp.path),)
-        ).fetchone()
-        if previous is not None and previous[0] == fp.hash:
+        return None
+    if catalog.content_analyzer(fp.hash) == analyzer_id and fp.hash not in redo:
+        if catalog.track_hash(fp.path) == fp.hash:
             catalog.touch_track(fp)
             summary.touched += 1
-        else:
-            catalog.link_track(fp, summary.run)
-            summary.linked += 1
-        return
+            return "touched"
+        catalog.link_track(fp, summary.run)
+        summary.linked += 1
+        return "linked"
     waiting[fp.hash] = []
     pending[executor.submit(analysis.worker_analyze, fp)] = ("analyse", fp)
+    return None
 
 
 Task = Callable[..., object]
@@ -544,11 +610,15 @@ def watch(
     analyzer_spec: str,
     jobs: int | None,
     interval: float,
-    on_summary,
+    on_summary: Callable[[ScanSummary], None],
     progress: bool = True,
+    bundle: str | os.PathLike | None = None,
+    on_event: EventSink | None = None,
 ) -> None:
     """Rescan every `interval` seconds until interrupted (polling: works on network and removable drives,
     needs no extra dependency, and an unchanged rescan costs only stats)."""
     while True:
-        on_summary(scan(catalog, root, analyzer_spec, jobs, progress=progress))
+        on_summary(
+            scan(catalog, root, analyzer_spec, jobs, progress=progress, bundle=bundle, on_event=on_event)
+        )
         time.sleep(interval)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sqlite_utils
 from viml.catalog.schema import SchemaTooNewError, migrate
 from viml.engine.music.types import MusicSegments
 
@@ -59,6 +58,22 @@ class Fingerprint:
     tags: FileTags = field(default_factory=FileTags)
 
 
+@dataclass(frozen=True)
+class Track:
+    """One catalogued file: where it is, which analysed content it has, and its file tags."""
+
+    path: str
+    hash: str
+    format: str | None
+    duration: float | None
+    title: str | None
+    artist: str | None
+    album: str | None
+    genre: str | None
+    bpm: float | None
+    folder: str
+
+
 @dataclass
 class TrackTable:
     """All catalogued tracks with their segments stacked in one matrix (the ranking input)."""
@@ -90,7 +105,6 @@ class Catalog:
             raise UserFacingError(f"{self.path} is not a usable ViML catalog: {error}") from error
         except SchemaTooNewError as error:
             raise UserFacingError(str(error)) from error
-        self.db = sqlite_utils.Database(self.connection)
 
     def close(self) -> None:
         self.connection.close()
@@ -148,11 +162,32 @@ class Catalog:
             )
         return known
 
-    def has_content(self, content_hash: str, analyzer: str) -> bool:
+    def tracks_analysed_otherwise(self, folder_prefix: str, analyzer: str | None) -> dict[str, str]:
+        """path -> content hash of tracks under a folder whose analysis is not `analyzer`'s (None: all)."""
+        rows = self.connection.execute(
+            "SELECT t.path, t.hash FROM tracks t JOIN contents c ON c.hash = t.hash "
+            "WHERE (? IS NULL OR c.analyzer != ?) AND t.path LIKE ? ESCAPE '\\'",
+            (analyzer, analyzer, _like_prefix(folder_prefix)),
+        )
+        return dict(rows.fetchall())
+
+    def analysed_otherwise(self, analyzer: str) -> int:
+        """How many catalogued tracks were analysed under another spec than `analyzer`."""
+        return self.connection.execute(
+            "SELECT COUNT(*) FROM tracks t JOIN contents c ON c.hash = t.hash WHERE c.analyzer != ?",
+            (analyzer,),
+        ).fetchone()[0]
+
+    def content_analyzer(self, content_hash: str) -> str | None:
+        """The analysis spec id a stored content was analysed with (None: not analysed)."""
         row = self.connection.execute(
-            "SELECT 1 FROM contents WHERE hash = ? AND analyzer = ?", (content_hash, analyzer)
+            "SELECT analyzer FROM contents WHERE hash = ?", (content_hash,)
         ).fetchone()
-        return row is not None
+        return row[0] if row else None
+
+    def track_hash(self, path: str) -> str | None:
+        row = self.connection.execute("SELECT hash FROM tracks WHERE path = ?", (path_key(path),)).fetchone()
+        return row[0] if row else None
 
     # --- writes (single writer) --------------------------------------------------------------------
 
@@ -298,6 +333,13 @@ class Catalog:
             tag_names=vocabularies,
         )
 
+    def tracks(self) -> list[Track]:
+        """Every catalogued track, by path."""
+        rows = self.connection.execute(
+            "SELECT path, hash, format, duration, title, artist, album, genre, bpm, folder FROM tracks ORDER BY path"
+        )
+        return [Track(*row) for row in rows]
+
     def track_row(self, path: str | os.PathLike) -> dict | None:
         self.connection.row_factory = sqlite3.Row
         try:
@@ -404,6 +446,39 @@ class Catalog:
         ).fetchall()
         return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
 
+    def segment_tag_matrix(self, table: TrackTable) -> np.ndarray:
+        """Tag probabilities [N, T] aligned with the rows of `table` (columns: `tag_names()`)."""
+        blobs = self._segment_tag_blobs(set(table.hashes))
+        width = len(self.tag_names())
+        rows = []
+        for content_hash, count in zip(table.hashes, table.counts, strict=True):
+            parts = blobs.get(content_hash, [])[: int(count)]
+            rows.append(np.frombuffer(b"".join(parts), dtype=np.float32).reshape(len(parts), width))
+        return np.concatenate(rows) if rows else np.zeros((0, width), np.float32)
+
+    def content_tags(self, hashes: set[str]) -> dict[str, np.ndarray]:
+        """content hash -> its segments' tag probabilities [S, T]; contents stored with another tag width
+        (an older vocabulary) are left out."""
+        width = len(self.tag_names())
+        out = {}
+        for content_hash, parts in self._segment_tag_blobs(hashes).items():
+            matrix = np.frombuffer(b"".join(parts), np.float32)
+            if width and matrix.size == width * len(parts):
+                out[content_hash] = matrix.reshape(len(parts), width)
+        return out
+
+    def _segment_tag_blobs(self, hashes: set[str]) -> dict[str, list[bytes]]:
+        found: dict[str, list[bytes]] = {}
+        ordered = sorted(hashes)
+        for first in range(0, len(ordered), 500):  # SQLite's bound-parameter limit
+            chunk = ordered[first : first + 500]
+            marks = ",".join("?" * len(chunk))
+            for content_hash, blob in self.connection.execute(
+                f"SELECT hash, tags FROM segments WHERE hash IN ({marks}) ORDER BY hash, idx", chunk
+            ):
+                found.setdefault(content_hash, []).append(blob)
+        return found
+
     # --- retrieval embeddings ----------------------------------------------------------------------
 
     def contents_missing_space(self, space: str) -> list[str]:
@@ -423,6 +498,14 @@ class Catalog:
                     (space, content_hash, i, np.ascontiguousarray(row, dtype=np.float32).tobytes())
                     for i, row in enumerate(embeddings)
                 ],
+            )
+
+    def mark_used(self, paths: list[str], note: str | None = None) -> None:
+        """Remember tracks as used in an edit (`--exclude-used` leaves them out later)."""
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO used_tracks VALUES (?, ?, ?)",
+                [(path_key(os.path.abspath(path)), time.time(), note) for path in paths],
             )
 
     def used_paths(self) -> set[str]:

@@ -9,17 +9,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
+from viml.catalog.store import Catalog
+from viml.desktop.results import Suggestion
+from viml.engine.tags import strongest
 
 from viml.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from viml.desktop.workers import Token
+    from viml.engine.runtime.bundle import RuntimeBundle
+    from viml.search import Filters
+    from viml.search import Suggestion as SearchSuggestion
 
 # The `viml` command in this interpreter (viml.cli has no __main__ module).
 VIML_COMMAND = [sys.executable, "-c", "import sys; from viml.cli import main; sys.exit(main())"]
@@ -47,21 +60,11 @@ def catalog_path(configured: str | None) -> Path:
     return default_catalog_path()
 
 
-def top_tags(
-    probabilities: np.ndarray, names: list[str], count: int = 3, threshold: float = 0.2
-) -> list[str]:
-    """The strongest tags of a track (mean over its segments), without vocabulary prefixes or repeats."""
+def top_tags(probabilities: np.ndarray, names: list[str], count: int = 3) -> list[str]:
+    """The strongest tags of a track (mean over its segments; the tag module's threshold and merging)."""
     if probabilities.size == 0:
         return []
-    mean = probabilities.mean(axis=0)
-    tags: list[str] = []
-    for column in np.argsort(-mean):
-        if mean[column] < threshold or len(tags) >= count:
-            break
-        tag = names[column].split(":", 1)[-1].lower()
-        if tag not in tags:
-            tags.append(tag)
-    return tags
+    return [tag.lower() for tag, _ in strongest(probabilities.mean(axis=0), names, top=count)]
 
 
 def library_rows(catalog_file: Path, folders: list[str], check_missing: bool = True) -> list[LibraryRow]:
@@ -78,20 +81,12 @@ class LibraryReader:
         self._catalog: Path | None = None
         self._tags: dict[str, tuple[str, ...]] = {}  # content hash -> top tags
 
-    def _top_tags(self, connection, hashes: set[str], names: list[str]) -> None:
-        unknown = sorted(hashes - self._tags.keys())
-        for first in range(0, len(unknown), 500):  # SQLite's bound-parameter limit
-            chunk = unknown[first : first + 500]
-            blobs: dict[str, list[bytes]] = {content_hash: [] for content_hash in chunk}
-            marks = ",".join("?" * len(chunk))
-            for content_hash, blob in connection.execute(
-                f"SELECT hash, tags FROM segments WHERE hash IN ({marks}) ORDER BY hash, idx", chunk
-            ):
-                blobs[content_hash].append(blob)
-            for content_hash, parts in blobs.items():
-                matrix = np.frombuffer(b"".join(parts), np.float32).reshape(len(parts), -1) if parts else None
-                fits = matrix is not None and matrix.shape[1] == len(names)
-                self._tags[content_hash] = tuple(top_tags(matrix, names)) if fits else ()
+    def _top_tags(self, catalog: Catalog, hashes: set[str], names: list[str]) -> None:
+        unknown = hashes - self._tags.keys()
+        found = catalog.content_tags(unknown) if unknown else {}
+        for content_hash in unknown:
+            matrix = found.get(content_hash)
+            self._tags[content_hash] = tuple(top_tags(matrix, names)) if matrix is not None else ()
 
     def read(self, catalog_file: Path, folders: list[str], check_missing: bool = True) -> list[LibraryRow]:
         if catalog_file != self._catalog:  # tag names belong to a catalog
@@ -99,20 +94,21 @@ class LibraryReader:
         rows: list[LibraryRow] = []
         known: set[str] = set()
         if catalog_file.exists():
-            from viml.catalog.store import Catalog
-
             with Catalog(catalog_file) as catalog:
                 names = catalog.tag_names()
-                tracks = catalog.connection.execute(
-                    "SELECT path, hash, title, artist, duration FROM tracks ORDER BY path"
-                ).fetchall()
-                self._top_tags(catalog.connection, {track[1] for track in tracks}, names)
-                for path, content_hash, title, artist, duration in tracks:
-                    label = " – ".join(part for part in (artist, title) if part) or Path(path).name
-                    state = "missing" if check_missing and not os.path.exists(path) else "analysed"
+                tracks = catalog.tracks()
+                self._top_tags(catalog, {track.hash for track in tracks}, names)
+                for track in tracks:
+                    label = (
+                        " – ".join(part for part in (track.artist, track.title) if part)
+                        or Path(track.path).name
+                    )
+                    state = "missing" if check_missing and not os.path.exists(track.path) else "analysed"
                     reason = "file vanished since the scan" if state == "missing" else ""
-                    rows.append(LibraryRow(path, label, duration, self._tags[content_hash], state, reason))
-                    known.add(path)
+                    rows.append(
+                        LibraryRow(track.path, label, track.duration, self._tags[track.hash], state, reason)
+                    )
+                    known.add(track.path)
                 for error in catalog.errors():
                     reason = f"{error['kind']}: {error['message']}"
                     rows.append(
@@ -154,7 +150,7 @@ class ScanProcess:
             self.folder,
             "--catalog",
             str(catalog_file),
-            "--json",
+            "--events",
             "--quiet",
         ]
         if analyzer:
@@ -171,54 +167,52 @@ class ScanProcess:
         self.process: subprocess.Popen | None = None
 
     def run(self, progress: Callable[[int, int, str], None], should_stop: Callable[[], bool]) -> dict:
-        """Blocks until the scan ends; returns its JSON summary. `progress(done, total, message)`."""
-        from viml.catalog.scan import ScanSummary, discover
-
-        total = len(discover(self.folder, ScanSummary(root=self.folder)))
+        """Blocks until the scan ends; returns its summary. `progress(done, total, message)` follows the
+        child's event stream (catalog/scan.py EVENTS): one event per committed file."""
         self.catalog_file.parent.mkdir(parents=True, exist_ok=True)
+        # stderr to a file: a pipe nobody drains while events are read could fill and stall the child.
+        errors = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
         self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+            self.command, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True
         )
+        events: queue.Queue[dict | None] = queue.Queue()
+        reader = threading.Thread(target=_read_events, args=(self.process.stdout, events), daemon=True)
+        reader.start()
+        summary: dict = {}
+        total = 0
         try:
-            while self.process.poll() is None:
+            while True:
                 if should_stop():
                     self.cancel()
                     break
-                progress(self._done_count(), total, f"scanning {self.folder}")
-                time.sleep(0.25)
-            stdout, stderr = self.process.communicate()
+                try:
+                    event = events.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                if event is None:  # the child closed its output: it has ended
+                    break
+                if event.get("event") == "started":
+                    total = int(event.get("to_do", 0))
+                    progress(0, total, f"scanning {self.folder}")
+                elif event.get("event") == "file":
+                    total = int(event.get("to_do", total))
+                    progress(int(event["done"]), total, f"{event['outcome']}: {Path(event['path']).name}")
+                elif event.get("event") == "summary":
+                    summary = event
+            self.process.wait()
+            errors.seek(0)
+            stderr = errors.read()
         finally:
             if self.process.poll() is None:
                 self.cancel()
+            errors.close()
         if self.process.returncode != 0:
             if should_stop():
                 return {"cancelled": True}
             message = (stderr.strip().splitlines() or [f"exit status {self.process.returncode}"])[-1]
             raise UserFacingError(f"scan of {self.folder} failed: {message}")
         progress(total, total, "scan finished")
-        lines = [line for line in stdout.splitlines() if line.startswith("{")]
-        return json.loads(lines[-1]) if lines else {}
-
-    def _done_count(self) -> int:
-        if not self.catalog_file.exists():
-            return 0
-        import sqlite3
-
-        from viml.catalog.store import _like_prefix, path_key
-
-        try:
-            connection = sqlite3.connect(f"file:{self.catalog_file}?mode=ro", uri=True, timeout=1.0)
-            like = _like_prefix(path_key(self.folder))
-            done = sum(
-                connection.execute(
-                    f"SELECT COUNT(*) FROM {table} WHERE path LIKE ? ESCAPE '\\'", (like,)
-                ).fetchone()[0]
-                for table in ("tracks", "errors")
-            )
-            connection.close()
-            return done
-        except sqlite3.Error:  # the scan is creating the schema right now
-            return 0
+        return summary
 
     def _signal(self, number: int) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -240,6 +234,16 @@ class ScanProcess:
             self._signal(signal.SIGKILL)
 
 
+def _read_events(stream: IO[str] | None, events: queue.Queue[dict | None]) -> None:
+    """JSON lines of the child scan into `events`, then None at its end (other lines are ignored)."""
+    if stream is not None:
+        for line in stream:
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    events.put(json.loads(line))
+    events.put(None)
+
+
 def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndarray:
     """Decoded mono float32 music for auditioning (the engine's decoder)."""
     if not os.path.exists(path):
@@ -258,18 +262,11 @@ def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndar
 DESKTOP_MODEL_THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 
-def open_runtime(bundle: str | None):  # noqa: ANN201 (RuntimeBundle, RetrievalSpace, QueryEncoder)
-    """The bundle, its retrieval space and query encoder: the CLI's loader, with fewer model threads."""
-    from viml.engine.runtime.retrieval import open_retrieval
+def open_runtime(bundle: str | None) -> RuntimeBundle:
+    """The bundle the app ranks with: the CLI's loader, with fewer model threads."""
+    from viml.engine.runtime import open_bundle as open_runtime_bundle
 
-    return open_retrieval(bundle, threads=DESKTOP_MODEL_THREADS)
-
-
-def retrieval(bundle: str | None):  # noqa: ANN201 (RetrievalSpace, QueryEncoder)
-    """The bundle's retrieval space and query encoder (a new prompt on the same clip only encodes the
-    prompt)."""
-    _runtime, space, encoder = open_runtime(bundle)
-    return space, encoder
+    return open_runtime_bundle(bundle, threads=DESKTOP_MODEL_THREADS)
 
 
 @dataclass(frozen=True)
@@ -284,7 +281,7 @@ class BundleInfo:
 
     @property
     def description(self) -> str:
-        from viml.cli.bundle import KIND_WORDS  # the CLI's wording for `viml bundle list`
+        from viml.engine.bundles.manifest import KIND_WORDS
 
         return KIND_WORDS.get(self.kind, self.kind)
 
@@ -294,12 +291,12 @@ def open_bundle(bundle: str | None, warm: bool = True) -> BundleInfo:
 
     Called once at start-up off the GUI thread, so the first query does not pay for opening it; `warm`
     also creates the prompt encoder's session by encoding one word (onnxruntime releases the GIL)."""
-    runtime, _space, _encoder = open_runtime(bundle)
+    runtime = open_runtime(bundle)
     if warm:
         runtime.prompt_encoder.encode_texts(["music"])
-        # The search modules import ~300 ms of Python (prompt terms, the LLM client): here, not during
+        # The search modules import ~300 ms of Python (prompt terms, the tag table): here, not during
         # the first query, where that import would hold the GIL while the user types.
-        import viml.catalog.search  # noqa: F401
+        import viml.search.searcher  # noqa: F401
     return BundleInfo(runtime.name, runtime.kind, runtime.reads_pictures)
 
 
@@ -311,69 +308,51 @@ def suggest(
     out_point: float,
     prompt: str,
     influence: float,
-    token=None,
+    token: Token | None = None,
     top: int = 20,
-) -> list:
-    """Ranked `results.Suggestion`s for the clip and/or prompt, from the catalog's ranking."""
-    from viml.catalog.search import suggest as catalog_suggest
-    from viml.catalog.store import Catalog
-    from viml.desktop.results import Suggestion
+    filters: Filters | None = None,
+) -> list[Suggestion]:
+    """Ranked `results.Suggestion`s for the clip and/or prompt: `viml suggest`'s search, same request."""
+    from viml.search import Filters, Searcher, SuggestRequest
 
     if not catalog_file.exists():
         raise UserFacingError("No catalog yet: add a music folder and scan it first.")
     if video is not None and not os.path.exists(video):
         raise UserFacingError(f"{video}: the clip has vanished; open it again")
-    space, encoder = retrieval(bundle)
-    if token is not None:
-        token.checkpoint()
-    with Catalog(catalog_file) as catalog:
-        embed_missing(catalog, space, token)  # tracks scanned under another bundle, or still scanning
-        if token is not None:
-            token.checkpoint()
-        query = encoder.encode_query(
-            video,
-            in_point if video else None,
-            out_point if video else None,
-            prompt or None,
-            influence,
-        )
-        if token is not None:
-            token.checkpoint()  # a newer query may have arrived while the clip was being encoded
-        clip_seconds = out_point - in_point if video else None
-        found = catalog_suggest(
-            catalog, space.id, query, clip_seconds=clip_seconds, prompt=prompt or None, top=top
-        )
-    rows = []
-    for item in found:
-        title = " – ".join(part for part in (item.artist, item.title) if part) or Path(item.path).name
-        rows.append(
-            Suggestion(
-                path=item.path,
-                title=title,
-                score=item.score,
-                offset=item.start,
-                length=item.end - item.start,
-                duration=item.duration or (item.start + item.segment_seconds * max(len(item.curve), 1)),
-                tags=tuple(tag["tag"] for tag in item.matched_tags[:4]),
-                curve=np.asarray(item.curve, np.float32),
-                curve_step=item.segment_seconds,
-            )
-        )
-    return rows
-
-
-def embed_missing(catalog, space, token=None) -> int:  # noqa: ANN001 (Catalog, RetrievalSpace, Token)
-    """`catalog.retrieval.ensure_space` with a checkpoint between tracks: a newer query cancels it mid-way
-    (each track is committed, nothing is lost), and the brief pause hands the GIL to the GUI thread,
-    which a long run of Python-heavy embedding would otherwise starve."""
-    from viml.catalog.retrieval import ensure_space
+    request = SuggestRequest(
+        video=video, start=in_point if video else 0.0, end=out_point if video else None,
+        prompt=prompt or None, influence=influence, top=top, filters=filters or Filters(),
+    )  # fmt: skip
+    runtime = open_runtime(bundle)
 
     def checkpoint() -> None:
+        # A newer query cancels this one between tracks and steps (every track is committed, nothing is
+        # lost); the brief pause hands the GIL to the GUI thread, which a long run of Python-heavy
+        # embedding would otherwise starve.
         if token is not None:
             token.checkpoint()
         time.sleep(0.001)
 
-    return ensure_space(catalog, space, checkpoint=checkpoint)
+    checkpoint()
+    with Catalog(catalog_file) as catalog:
+        found = Searcher(catalog, runtime).suggest(request, checkpoint=checkpoint).suggestions
+    return [suggestion_row(item) for item in found]
+
+
+def suggestion_row(item: SearchSuggestion) -> Suggestion:
+    """The results list's row for one search suggestion."""
+    title = " – ".join(part for part in (item.artist, item.title) if part) or Path(item.path).name
+    return Suggestion(
+        path=item.path,
+        title=title,
+        score=item.score,
+        offset=item.start,
+        length=item.end - item.start,
+        duration=item.duration or (item.start + item.segment_seconds * max(len(item.curve), 1)),
+        tags=tuple(tag["tag"] for tag in item.matched_tags[:4]),
+        curve=np.asarray(item.curve, np.float32),
+        curve_step=item.segment_seconds,
+    )
 
 
 def export_timeline(

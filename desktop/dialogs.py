@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 from viml.desktop import backend, workers
 from viml.desktop.settings import AppSettings
+from viml.engine.runtime.providers import PROVIDER_CHOICES
 
 from viml.errors import UserFacingError
 
@@ -40,15 +41,17 @@ class SettingsDialog(QDialog):
         self.settings = settings
         self.bundle = QLineEdit(settings.bundle or "", placeholderText="default bundle (viml bundle default)")
         self.catalog = QLineEdit(settings.catalog or "", placeholderText=str(backend.catalog_path(None)))
-        self.providers = QComboBox()
-        self.providers.addItems(["auto", "gpu", "cpu"])
-        self.providers.setCurrentText(settings.providers)
-        self.llm = QLineEdit(settings.llm_server or "", placeholderText="http://localhost:8080/v1 (optional)")
+        self.provider = QComboBox()
+        self.provider.addItems(list(PROVIDER_CHOICES))
+        self.provider.setCurrentText(settings.provider)
+        self.llm = QLineEdit(settings.llm_url or "", placeholderText="http://localhost:8080/v1 (optional)")
+        self.llm_model = QLineEdit(settings.llm_model or "", placeholderText="model name on that server")
         form = QFormLayout(self)
         form.addRow("Model bundle", self.bundle)
         form.addRow("Catalog", self.catalog)
-        form.addRow("Providers", self.providers)
-        form.addRow("LLM server for prompts", self.llm)
+        form.addRow("Run models on", self.provider)
+        form.addRow("LLM server (viml synth)", self.llm)
+        form.addRow("LLM model", self.llm_model)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -57,8 +60,9 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         self.settings.bundle = self.bundle.text().strip() or None
         self.settings.catalog = self.catalog.text().strip() or None
-        self.settings.providers = self.providers.currentText()
-        self.settings.llm_server = self.llm.text().strip() or None
+        self.settings.provider = self.provider.currentText()
+        self.settings.llm_url = self.llm.text().strip() or None
+        self.settings.llm_model = self.llm_model.text().strip() or None
         super().accept()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
@@ -20,6 +22,9 @@ from viml.desktop.backend import LibraryRow
 from viml.desktop.results import file_mime_data
 from viml.desktop.style import format_duration
 from viml.desktop.table_model import RowsTableModel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 STATE_COLOURS = {"new": "#c9a227", "analysed": "#57b894", "failed": "#d9534f", "missing": "#d9534f"}
 
@@ -96,7 +101,7 @@ class LibraryModel(RowsTableModel):
             self._resort_if_needed()
         return {"removed": len(gone), "changed": len(changed), "added": len(added)}
 
-    def _key(self, column: int):  # noqa: ANN202
+    def _key(self, column: int) -> Callable[[int], tuple[bool, float] | str]:
         if column == 1:
             return lambda i: (self.rows[i].duration is None, self.rows[i].duration or 0.0)
         return lambda i: self._text[i][column].lower()

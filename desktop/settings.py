@@ -43,21 +43,32 @@ class AppSettings:
     def bundle(self, value: str | None) -> None:
         self._set("bundle", value)
 
+    # Shared with the engine and the CLI (no "desktop." prefix): what the app shows is what they read.
     @property
-    def providers(self) -> str:
-        return self._get("providers", "auto")  # auto | cpu | gpu
+    def provider(self) -> str:
+        """onnxruntime provider for every model: auto | cuda | cpu (engine/runtime/providers.py)."""
+        return get_setting("provider", "auto")
 
-    @providers.setter
-    def providers(self, value: str) -> None:
-        self._set("providers", value)
+    @provider.setter
+    def provider(self, value: str) -> None:
+        set_setting("provider", None if value == "auto" else value)
 
     @property
-    def llm_server(self) -> str | None:
-        return self._get("llm_server")
+    def llm_url(self) -> str | None:
+        """OpenAI-compatible server for prompt2text (`viml synth`, engine/text/llm.py)."""
+        return get_setting("llm_url")
 
-    @llm_server.setter
-    def llm_server(self, url: str | None) -> None:
-        self._set("llm_server", url)
+    @llm_url.setter
+    def llm_url(self, url: str | None) -> None:
+        set_setting("llm_url", url or None)
+
+    @property
+    def llm_model(self) -> str | None:
+        return get_setting("llm_model")
+
+    @llm_model.setter
+    def llm_model(self, name: str | None) -> None:
+        set_setting("llm_model", name or None)
 
     @property
     def analyzer(self) -> str | None:

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from viml.engine.bundles.manifest import KINDS, BundleError, write_manifest
+from viml.engine.bundles.manifest import KINDS, BundleError, hash_files, write_manifest
+from viml.engine.bundles.spec import AnalysisSpec, music_model_files
 from viml.engine.bundles.store import bundles_dir, check_name
+from viml.engine.music.manifest import model_folder
 from viml.engine.segments import DEFAULT_FPS, DEFAULT_MIN_FRACTION, DEFAULT_SEGMENT_SECONDS
 from viml.export_onnx.graphs import DEFAULT_TOLERANCE
 
@@ -95,15 +97,16 @@ def _assemble(
     from viml.export_onnx.minilm import export_minilm
 
     models: dict[str, dict[str, Any]] = {"text_encoder": export_minilm(folder, tolerance)}
+    manifest: dict[str, Any] = {"name": name, "kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    trained = _trained_analysis(checkpoint)
     preprocessing: dict[str, Any] = {
         "video": {
-            "fps": DEFAULT_FPS,
-            "segment_seconds": DEFAULT_SEGMENT_SECONDS,
+            "fps": trained.get("fps", DEFAULT_FPS),
+            "segment_seconds": trained.get("segment_seconds", DEFAULT_SEGMENT_SECONDS),
             "min_fraction": DEFAULT_MIN_FRACTION,
             "frame_pooling": "mean of L2-normalised frame embeddings per segment",
         }
     }
-    manifest: dict[str, Any] = {"name": name, "kind": kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if clip_spec:
         from viml.export_onnx.clip import export_clip, image_preprocessing, load_clip
 
@@ -119,6 +122,17 @@ def _assemble(
         manifest["music_model"] = _copy_music_model(folder, music_folder)
         preprocessing["audio"] = manifest["music_model"].pop("front_end")
         manifest["tag_vocabularies"] = manifest["music_model"].pop("tag_vocabularies")
+    video = preprocessing["video"]
+    manifest["analysis"] = AnalysisSpec(
+        music_model=manifest.get("music_model", {}).get("name", "musicnn"),
+        music_model_files=music_model_files(
+            hash_files(folder / "music" if include_music else model_folder())
+        ),
+        segment_seconds=float(video["segment_seconds"]),
+        min_segment_fraction=float(video["min_fraction"]),
+        fps=float(video["fps"]),
+        tag_vocabularies=manifest.get("tag_vocabularies", {}),
+    ).to_json()
     manifest.update(
         models=models,
         preprocessing=preprocessing,
@@ -128,6 +142,17 @@ def _assemble(
         reads_pictures="frame_encoder" in models,
     )
     return manifest
+
+
+def _trained_analysis(checkpoint: Path | None) -> dict[str, float]:
+    """The segment rules a checkpoint's features were cut with ({} for older checkpoints or none)."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), framework="numpy") as handle:
+        metadata = handle.metadata() or {}
+    return {k: float(v) for k, v in json.loads(metadata.get("analysis", "{}")).items()}
 
 
 def _add_int8_frame_encoder(folder: Path, entry: dict[str, Any], size: int) -> None:
@@ -150,8 +175,8 @@ def _add_int8_frame_encoder(folder: Path, entry: dict[str, Any], size: int) -> N
 def _add_towers(
     folder: Path, models: dict[str, Any], checkpoint: Path, tolerance: float, manifest: dict[str, Any]
 ) -> str:
-    from viml.engine.model import load_checkpoint
     from viml.export_onnx.towers import export_towers
+    from viml.training.model import load_checkpoint
 
     if not checkpoint.is_file():
         raise UserFacingError(f"ViML checkpoint not found: {checkpoint}")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from viml.export_onnx.graphs import GraphSpec, check_parity, export_graph
+
+if TYPE_CHECKING:
+    from viml.training.encoders.clip import ClipEncoder
 
 BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
 FRAME_SPEC = GraphSpec(["image"], ["embedding"], {"image": {0: "batch"}, "embedding": {0: "batch"}})
@@ -43,13 +46,13 @@ class _TextTower(torch.nn.Module):
         return F.normalize(self.model.encode_text(tokens), dim=-1)
 
 
-def load_clip(spec_text: str):  # noqa: ANN201 (ClipEncoder)
-    from viml.engine.encoders.clip import ClipEncoder, ClipSpec
+def load_clip(spec_text: str) -> ClipEncoder:
+    from viml.training.encoders.clip import ClipEncoder, ClipSpec
 
     return ClipEncoder(ClipSpec.parse(spec_text))
 
 
-def export_clip(clip, folder: Path, tolerance: float) -> dict[str, dict[str, Any]]:  # noqa: ANN001
+def export_clip(clip: ClipEncoder, folder: Path, tolerance: float) -> dict[str, dict[str, Any]]:
     """Write both towers and the tokenizer into `folder`; returns their manifest model entries."""
     import open_clip
 
@@ -91,7 +94,7 @@ def export_clip(clip, folder: Path, tolerance: float) -> dict[str, dict[str, Any
     return {"frame_encoder": frame, "clip_text_encoder": text}
 
 
-def image_preprocessing(clip) -> dict[str, Any]:  # noqa: ANN001
+def image_preprocessing(clip: ClipEncoder) -> dict[str, Any]:
     p = clip.preprocessing
     return {
         "image_size": p.image_size,

@@ -50,8 +50,8 @@ class _MeanPooledBert(torch.nn.Module):
 def export_minilm(folder: Path, tolerance: float) -> dict[str, Any]:
     """Write the graph and tokenizer into `folder`; returns the manifest model entry."""
     from sentence_transformers import SentenceTransformer
-    from viml.engine.encoders.text import MINILM_NAME, minilm_model_dir
     from viml.engine.runtime.text import MiniLMTokenizer
+    from viml.training.encoders.text import MINILM_NAME, minilm_model_dir
 
     source = minilm_model_dir()
     reference = SentenceTransformer(str(source), device="cpu", local_files_only=True)

@@ -44,7 +44,9 @@ class _QueryTower(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, video, video_mask, text, text_present):  # noqa: ANN001, ANN201
+    def forward(
+        self, video: torch.Tensor, video_mask: torch.Tensor, text: torch.Tensor, text_present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.query_tower(video, video_mask, text, text_present)
 
 
@@ -53,7 +55,7 @@ class _MusicTower(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, music, music_mask):  # noqa: ANN001, ANN201
+    def forward(self, music: torch.Tensor, music_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.music_tower(music, music_mask)
 
 

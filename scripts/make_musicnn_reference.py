@@ -2,7 +2,7 @@
 
     python scripts/make_musicnn_reference.py [--tf-python /root/.cache/viml/tf-venv/bin/python]
 
-Renders the reference pieces (`engine.music.reference_audio`) in this venv, then runs
+Renders the reference pieces (`demo.reference_audio`) in this venv, then runs
 `scripts/musicnn_tf.py reference` in the TensorFlow venv on exactly those samples. The regression test
 `tests/test_music_parity.py` compares the converted ONNX models against the stored values.
 """
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from viml.engine.music.reference_audio import PIECES, render_piece
+from viml.demo.reference_audio import PIECES, render_piece
 from viml.export_onnx.musicnn import find_musicnn
 
 ROOT = Path(__file__).resolve().parents[1]

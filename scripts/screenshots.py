@@ -16,6 +16,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from PySide6.QtCore import QCoreApplication
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,7 +29,7 @@ os.environ.setdefault("VIML_PROVIDER", "cpu")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
-def wait(app, condition, timeout: float = 120.0) -> None:  # noqa: ANN001
+def wait(app: QCoreApplication, condition: Callable[[], bool], timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -38,7 +44,7 @@ def main() -> None:
     out = parser.parse_args().out
 
     import e2e_helpers as e2e
-    from viml.engine.world.generate import generate_world
+    from viml.demo.world.generate import generate_world
 
     world = e2e.world()
     # More and longer pieces than the tests' world, so the lists fill and match curves have several parts.

@@ -12,8 +12,12 @@ import subprocess
 import sys
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from viml.demo.world.generate import World
 
 VIML = [sys.executable, "-c", "import sys; from viml.cli import main; sys.exit(main())"]
 
@@ -50,9 +54,9 @@ def _root() -> Path:
 
 
 @cache
-def world():  # noqa: ANN201 (engine.world.World)
+def world() -> World:
     """6 pieces of 8-20 s (some tracks have two 10 s segments, so best offsets can move)."""
-    from viml.engine.world.generate import generate_world
+    from viml.demo.world.generate import generate_world
 
     return generate_world(_root() / "world", pieces=6, seed=3, seconds=(8, 20), workers=1)
 
@@ -87,9 +91,9 @@ def demo_bundle() -> Path:
 
     The model is tiny (width 32, one layer) so that training takes seconds; it sees every piece, so it
     learns which music goes with which picture in this world (what the test can then check)."""
-    from viml.engine.features import FeatureSet
-    from viml.engine.pipeline import model_config_for
-    from viml.engine.train import TrainConfig, train
+    from viml.training.features import FeatureSet
+    from viml.training.pipeline import model_config_for
+    from viml.training.train import TrainConfig, train
 
     root = _root()
     viml(

@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 from viml.catalog import schema
 from viml.catalog.otio_export import MusicPlacement, build_timeline, write_timeline
-from viml.catalog.ranking import brute_force, normalize_rows, top_tracks, window_scores
-from viml.catalog.retrieval import ZeroShotSpace, ensure_space, segment_descriptions, zero_shot_query
 from viml.catalog.scan import scan
-from viml.catalog.search import Filters, mark_used, similar, suggest
 from viml.catalog.store import Catalog
 from viml.engine.music.types import MusicSegments
+from viml.engine.vectors import normalize_rows
+from viml.search import Filters, Searcher, SuggestRequest
+from viml.search.query import zero_shot_query
+from viml.search.ranking import brute_force, top_tracks, window_scores
+from viml.search.spaces import ZeroShotSpace, ensure_space, segment_descriptions
+
+from viml.errors import UserFacingError
 
 STATS = "viml.catalog.stats_analyzer:load"
 
@@ -103,9 +107,12 @@ def test_zero_shot_query_mixes_picture_and_prompt_by_influence():
     half = zero_shot_query(frames, prompt, influence=0.5)
     assert np.all(half[:, 2] > 0.5) and np.all(half[:, 2] < 0.9)
     with pytest.raises(ValueError):
-        zero_shot_query(frames, prompt, influence=1.5)
-    with pytest.raises(ValueError):
         zero_shot_query(None, None)
+    # The influence range is checked once, where every surface builds its request.
+    with pytest.raises(UserFacingError, match="influence"):
+        SuggestRequest(prompt="calm piano", influence=1.5)
+    with pytest.raises(UserFacingError, match="influence"):
+        SuggestRequest(prompt="calm piano", influence=-0.1)
 
 
 def write_tone(path, seconds, frequencies, rate=16000):
@@ -150,19 +157,26 @@ def test_suggest_finds_the_best_part_of_the_right_track(small_catalog):
     assert ensure_space(catalog, IdentitySpace()) == 0  # stored: nothing to re-embed
     target = catalog.music_segments(catalog.track_row(folder / "a.wav")["hash"])
     query = target.embeddings[2:4]  # a.wav from 20 s, two segments (a 20 s clip)
-    results = suggest(catalog, IdentitySpace.id, query, clip_seconds=20.0, top=3)
+    searcher = Searcher(catalog)  # no bundle: ranked in the given space
+    results = searcher.rank(query, clip_seconds=20.0, top=3, space_id=IdentitySpace.id)
     assert results[0].path == str(folder / "a.wav")
     assert results[0].start == 20.0 and results[0].end == 40.0
     assert len(results[0].curve) == 4  # 5 segments, 2-segment windows
     assert results[0].score == pytest.approx(1.0, abs=1e-4)
     assert all(r.score <= results[0].score for r in results)
     assert results[0].matched_tags and all(t["probability"] >= 0.3 for t in results[0].matched_tags)
-    only_sub = suggest(catalog, IdentitySpace.id, query, 20.0, filters=Filters(folder=str(folder / "sub")))
+    only_sub = searcher.rank(
+        query, clip_seconds=20.0, filters=Filters(folder=str(folder / "sub")), space_id=IdentitySpace.id
+    )
     assert [r.path for r in only_sub] == [str(folder / "sub" / "b.wav")]
-    mark_used(catalog, [str(folder / "a.wav")])
-    rest = suggest(catalog, IdentitySpace.id, query, 20.0, filters=Filters(exclude_used=True))
+    catalog.mark_used([str(folder / "a.wav")])
+    rest = searcher.rank(
+        query, clip_seconds=20.0, filters=Filters(exclude_used=True), space_id=IdentitySpace.id
+    )
     assert str(folder / "a.wav") not in [r.path for r in rest]
-    short = suggest(catalog, IdentitySpace.id, query, 20.0, filters=Filters(max_duration=20))
+    short = searcher.rank(
+        query, clip_seconds=20.0, filters=Filters(max_duration=20), space_id=IdentitySpace.id
+    )
     assert [r.path for r in short] == [str(folder / "c.wav")]
 
 
@@ -170,10 +184,11 @@ def test_similar_excludes_the_reference_and_matches_sections(small_catalog):
     catalog, folder = small_catalog
     write_tone(folder / "a_copy_edit.wav", 50, [110, 220, 440, 880, 1761])
     scan(catalog, folder, STATS, jobs=1, progress=False)
-    tracks, segments = similar(catalog, str(folder / "a.wav"))
+    searcher = Searcher(catalog)
+    tracks, segments = searcher.similar(str(folder / "a.wav"))
     assert str(folder / "a.wav") not in [t.path for t in tracks]
     assert tracks[0].path == str(folder / "a_copy_edit.wav")
-    section, _ = similar(catalog, str(folder / "a.wav"), start=10, end=30)
+    section, _ = searcher.similar(str(folder / "a.wav"), start=10, end=30)
     assert section[0].path == str(folder / "a_copy_edit.wav") and section[0].start == 10.0
     assert segments and segments[0].path == str(folder / "a_copy_edit.wav")
 
@@ -217,7 +232,5 @@ def test_old_catalog_is_migrated_in_place(tmp_path):
     connection = sqlite3.connect(path)
     connection.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     connection.close()
-    from viml.errors import UserFacingError
-
     with pytest.raises(UserFacingError, match="newer"):
         Catalog(path)

@@ -13,10 +13,11 @@ import wave
 import numpy as np
 import pytest
 from viml.catalog import analysis
-from viml.catalog.ranking import normalize_rows, window_scores
 from viml.catalog.scan import scan
 from viml.catalog.stats_analyzer import StatsAnalyzer
 from viml.catalog.store import Catalog
+from viml.engine.vectors import normalize_rows
+from viml.search.ranking import window_scores
 
 STATS = "viml.catalog.stats_analyzer:load"
 CLI = [sys.executable, "-c", "import sys; from viml.cli import main; sys.exit(main())"]

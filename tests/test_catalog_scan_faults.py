@@ -317,15 +317,19 @@ def test_reanalyze_redoes_unchanged_touched_and_duplicate_files_in_place(tmp_pat
     with Catalog(tmp_path / "c.sqlite") as catalog:
         first = scan(catalog, folder, STATS, jobs=1, progress=False)
         assert (first.analysed, first.linked) == (3, 1)
-        same_model = scan(catalog, folder, STATS, jobs=1, progress=False, reanalyze=True)
-        assert (same_model.analysed, same_model.unchanged) == (0, 4)
+        unchanged = scan(catalog, folder, STATS, jobs=1, progress=False)
+        assert (unchanged.analysed, unchanged.unchanged) == (0, 4)
+        # --reanalyze: every file again, even under the same model; the duplicate links to the new analysis.
+        forced = scan(catalog, folder, STATS, jobs=1, progress=False, reanalyze=True)
+        assert (forced.analysed, forced.reanalysed, forced.linked, forced.failures) == (3, 3, 1, [])
         os.utime(folder / "t1.wav", ns=(1, 2_000_000_000))  # touched: its stat changed, its content did not
-        other = scan(catalog, folder, f"{__name__}:other_model", jobs=1, progress=False, reanalyze=True)
-        assert (other.analysed, other.linked, other.failures) == (3, 1, [])
+        # Another model: unchanged files analysed under the old one are redone without being asked.
+        other = scan(catalog, folder, f"{__name__}:other_model", jobs=1, progress=False)
+        assert (other.analysed, other.reanalysed, other.linked, other.failures) == (3, 3, 1, [])
         analyzers = catalog.connection.execute("SELECT DISTINCT analyzer FROM contents").fetchall()
         assert analyzers == [("stats-v2",)]
         assert catalog.counts() == {"tracks": 4, "segments": first_segments(catalog), "errors": 0}
-        again = scan(catalog, folder, f"{__name__}:other_model", jobs=1, progress=False, reanalyze=True)
+        again = scan(catalog, folder, f"{__name__}:other_model", jobs=1, progress=False)
         assert (again.analysed, again.unchanged) == (0, 4)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from viml.engine.demo import DemoConfig, run_demo
-from viml.engine.features import FeatureSet
+from viml.demo.run import DemoConfig, run_demo
+from viml.training.features import FeatureSet
 
 from viml.cli import build_parser, main
 
@@ -44,8 +44,8 @@ def test_tiny_demo_runs_end_to_end_and_says_what_is_random(demo):
 
 def test_a_second_run_reuses_every_step(demo, monkeypatch):
     folder, report = demo
-    import viml.engine.extract as extract
-    import viml.engine.world.generate as generate
+    import viml.demo.world.generate as generate
+    import viml.training.extract as extract
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a cached step was recomputed")

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -18,6 +19,9 @@ import pytest
 from media_factory import write_video
 from viml.desktop.audition import AuditionEngine, PlayerClock
 from viml.desktop.player import ClipPlayer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def test_music_follows_the_video_clock(qtbot, tmp_path, null_sink):
     reported = []  # every position the player reported, read on the GUI thread
     player.player.positionChanged.connect(lambda ms: reported.append(ms / 1000.0))
 
-    def heard(low: float, high: float, count: int = 8):  # noqa: ANN202
+    def heard(low: float, high: float, count: int = 8) -> Callable[[], bool]:
         return lambda: (
             sum(not np.isnan(r.music_position) and low <= r.video_position < high for r in engine.log)
             >= count

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viml.engine.encoders.clip import ClipEncoder, ClipSpec
-from viml.engine.encoders.text import MiniLMTextEncoder
+from viml.training.encoders.clip import ClipEncoder, ClipSpec
+from viml.training.encoders.text import MiniLMTextEncoder
 
 from viml.errors import WeightsUnavailableError
 

@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from viml.engine.music.types import MusicSegments
-from viml.engine.runtime import RuntimeBundle
+from viml.engine.runtime import open_bundle
+from viml.search.query import trained_query
+from viml.search.spaces import retrieval_space
 
 torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, object]:
-    from viml.engine.model import ViML, ViMLConfig, save_checkpoint
     from viml.export_onnx.build import build_bundle
+    from viml.training.model import ViML, ViMLConfig, save_checkpoint
 
     root = tmp_path_factory.mktemp("trained")
     torch.manual_seed(0)
@@ -46,7 +48,7 @@ def trained(tmp_path_factory) -> tuple[Path, object]:
 
 def test_manifest_describes_towers(trained) -> None:
     folder, _ = trained
-    bundle = RuntimeBundle.load(folder)
+    bundle = open_bundle(folder, shared=False)
     assert bundle.kind == "demo" and "ViML towers: unit-test noise" in bundle.manifest["trained_on"]
     assert bundle.manifest["text_input"] == "clip_text_encoder" and bundle.manifest["temperature"] == 0.03
     query = bundle.models["query_tower"]
@@ -59,7 +61,7 @@ def test_music_space_matches_torch_beyond_max_segments(trained) -> None:
     rng = np.random.default_rng(0)
     features = rng.standard_normal((11, 12)).astype(np.float32)  # 11 > max_segments 8: two windows
     segments = MusicSegments(np.arange(11.0) * 10, np.arange(1.0, 12.0) * 10, features, {}, {})
-    space = RuntimeBundle.load(folder).retrieval_space()
+    space = retrieval_space(open_bundle(folder, shared=False))
     assert space.id.startswith("viml-")
     with torch.no_grad():
         first = model.music_tower(torch.from_numpy(features[None, :8]), torch.ones(1, 8, dtype=torch.bool))[
@@ -73,8 +75,8 @@ def test_music_space_matches_torch_beyond_max_segments(trained) -> None:
 
 def test_query_influence_mixes_in_query_space(trained) -> None:
     folder, model = trained
-    bundle = RuntimeBundle.load(folder)
-    encoder = bundle.query_encoder()
+    bundle = open_bundle(folder, shared=False)
+    towers = bundle.towers
     rng = np.random.default_rng(1)
     frames = [rng.standard_normal((6, 128)).astype(np.float32) for _ in range(3)]
     text = bundle.prompt_encoder.encode_texts(["quiet strings"])[0]
@@ -85,6 +87,6 @@ def test_query_influence_mixes_in_query_space(trained) -> None:
         with_text = model.query_tower(*args, torch.tensor([True]))[0][0].numpy()
     mixed = 0.75 * null + 0.25 * with_text
     expected = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
-    np.testing.assert_allclose(encoder._trained_query(frames, text, 0.25), expected, atol=1e-5)
-    np.testing.assert_allclose(encoder._trained_query(frames, None, 0.25), null, atol=1e-5)
-    assert encoder._trained_query(None, text, 0.5).shape == (1, 16)
+    np.testing.assert_allclose(trained_query(towers, frames, text, 0.25), expected, atol=1e-5)
+    np.testing.assert_allclose(trained_query(towers, frames, None, 0.25), null, atol=1e-5)
+    assert trained_query(towers, None, text, 0.5).shape == (1, 16)

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from viml.engine.evaluate import pooled_ranks
-from viml.engine.loss import info_nce
-from viml.engine.metrics import chance, ranks_of_true_items, summarize
-from viml.engine.model import ViML, ViMLConfig
+from viml.training.evaluate import pooled_ranks
+from viml.training.loss import info_nce
+from viml.training.metrics import chance, ranks_of_true_items, summarize
+from viml.training.model import ViML, ViMLConfig
 
 
 def test_info_nce_matches_hand_computation():

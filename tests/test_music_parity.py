@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from music_helpers import converted_models
+from viml.demo.reference_audio import PIECES, render_piece
 from viml.engine.music.frontend import log_mel_spectrogram, mel_filterbank
-from viml.engine.music.reference_audio import PIECES, render_piece
-from viml.engine.music.runtime import MusicModel, tags_above
+from viml.engine.music.runtime import MusicModel
+from viml.engine.tags import tags_above
 
 REFERENCE = np.load(Path(__file__).parent / "data" / "musicnn_reference.npz", allow_pickle=False)
 MODELS = {"MTT": "MTT_musicnn", "MSD": "MSD_musicnn"}
@@ -46,7 +47,7 @@ def test_front_end_matches_librosa(audio):
 
 def test_torch_front_end_matches_numpy(audio):
     torch = pytest.importorskip("torch")
-    from viml.engine.music.frontend_torch import log_mel_spectrogram as torch_log_mel
+    from viml.training.frontend_torch import log_mel_spectrogram as torch_log_mel
 
     signal = audio["rock"][:48000]
     expected = log_mel_spectrogram(signal)
@@ -107,7 +108,7 @@ def test_torch_matches_tensorflow(audio):
 )  # fmt: skip
 def test_tags_make_sense(folder, audio, piece, expected):
     music = MusicModel.load(folder, device="cpu").analyze(audio[piece])
-    found = {tag for _, tag, _ in tags_above(music)}
+    found = {tag for _, tag, _ in tags_above(music.tag_probabilities, music.tag_names)}
     assert expected <= found, f"{piece}: {sorted(found)}"
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from media_factory import write_audio, write_random_bytes, write_zero_bytes
 from music_helpers import converted_models, install_models
-from viml.engine.music.reference_audio import render_piece
+from viml.demo.reference_audio import render_piece
 from viml.engine.music.filetags import TagValues, TagWriteError, inplace, read_file, write_tags
 
 from viml.cli import main

@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media_factory import write_video
-from viml.catalog.ranking import normalize_rows
 from viml.engine.bundles.manifest import BundleError
 from viml.engine.music.types import MusicSegments
-from viml.engine.runtime import NoPicturesError, RuntimeBundle
+from viml.engine.runtime import NoPicturesError, open_bundle
 from viml.engine.runtime.providers import create_session, requested_providers
+from viml.engine.vectors import normalize_rows
+from viml.search import SuggestRequest
+from viml.search.query import encode_query
+from viml.search.spaces import retrieval_space
 
 from viml.errors import UserFacingError
 
@@ -48,7 +51,7 @@ def torch_clip():
 
 
 def test_manifest_records_parity_and_kind(built: Path) -> None:
-    bundle = RuntimeBundle.load(built)
+    bundle = open_bundle(built, shared=False)
     assert bundle.kind == "zero-shot" and bundle.reads_pictures
     assert bundle.manifest["text_input"] == "clip_text_encoder"
     for role in ("frame_encoder", "clip_text_encoder", "text_encoder"):
@@ -60,9 +63,9 @@ def test_manifest_records_parity_and_kind(built: Path) -> None:
 
 
 def test_prompts_match_torch_encoders(built: Path, torch_clip) -> None:
-    from viml.engine.encoders.text import MiniLMTextEncoder
+    from viml.training.encoders.text import MiniLMTextEncoder
 
-    bundle = RuntimeBundle.load(built, provider="cpu")
+    bundle = open_bundle(built, provider="cpu", shared=False)
     np.testing.assert_allclose(
         bundle.prompt_encoder.encode_texts(PROMPTS), torch_clip.encode_texts(PROMPTS), atol=1e-5
     )
@@ -79,16 +82,16 @@ def test_frames_match_torch_and_int8_stays_close(built: Path, torch_clip) -> Non
     expected = torch_clip.encode_images(
         preprocess_frames(frames, size, torch_clip.preprocessing.mean, torch_clip.preprocessing.std)
     )
-    exact = RuntimeBundle.load(built, precision="float", reuse_threshold=0.0).frame_encoder
+    exact = open_bundle(built, precision="float", reuse_threshold=0.0, shared=False).frame_encoder
     np.testing.assert_allclose(exact.encode_frames(frames), expected, atol=1e-5)
-    quantised = RuntimeBundle.load(built, precision="int8", reuse_threshold=0.0).frame_encoder
+    quantised = open_bundle(built, precision="int8", reuse_threshold=0.0, shared=False).frame_encoder
     assert "int8" in quantised.session._model_path
     cosine = np.sum(quantised.encode_frames(frames) * expected, axis=1)
     assert cosine.min() >= 0.99
 
 
 def test_near_identical_frames_reuse_an_embedding(built: Path) -> None:
-    encoder = RuntimeBundle.load(built, reuse_threshold=0.01).frame_encoder
+    encoder = open_bundle(built, reuse_threshold=0.01, shared=False).frame_encoder
     rng = np.random.default_rng(2)
     base = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     other = 255 - base
@@ -102,34 +105,35 @@ def test_near_identical_frames_reuse_an_embedding(built: Path) -> None:
 
 def test_query_mixes_picture_and_prompt_and_caches_clip(built: Path, tmp_path: Path, monkeypatch) -> None:
     video = write_video(tmp_path / "clip.mp4", seconds=16.0, fps=12.0, size=(96, 64))
-    bundle = RuntimeBundle.load(built, provider="cpu")
-    encoder = bundle.query_encoder()
-    frames = encoder.clip_embeddings(str(video), 0.0, None)
+    bundle = open_bundle(built, provider="cpu", shared=False)
+    frames = bundle.clips.clip_embeddings(str(video), 0.0, None)
     assert [len(f) for f in frames] == [60, 36]  # 10 s + 6 s at 6 fps
     picture = normalize_rows(np.stack([normalize_rows(f).mean(0) for f in frames]))
     text = bundle.prompt_encoder.encode_texts(["slow sad piano"])[0]
+    np.testing.assert_allclose(bundle.clips.prompt_embedding("slow sad piano"), text, atol=1e-6)
 
-    query = encoder.encode_query(str(video), 0.0, None, "slow sad piano", 0.3)
+    query = encode_query(bundle, str(video), 0.0, None, "slow sad piano", 0.3)
     np.testing.assert_allclose(query, normalize_rows(0.7 * picture + 0.3 * text), atol=1e-6)
-    np.testing.assert_allclose(encoder.encode_query(str(video), 0, None, None, 0.3), picture, atol=1e-6)
+    np.testing.assert_allclose(encode_query(bundle, str(video), 0.0, None, None, 0.3), picture, atol=1e-6)
     np.testing.assert_allclose(
-        encoder.encode_query(None, None, None, "slow sad piano", 0.3), text[None], atol=1e-6
+        encode_query(bundle, None, 0.0, None, "slow sad piano", 0.3), text[None], atol=1e-6
     )
 
-    # A second prompt on the same clip, even from a new encoder (disk cache), decodes nothing.
+    # A second prompt on the same clip, even from a fresh bundle (disk cache), decodes nothing.
     import viml.engine.runtime.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "encode_clip_segments", lambda *a, **k: pytest.fail("clip decoded again"))
-    fresh = RuntimeBundle.load(built, provider="cpu").query_encoder()
-    assert fresh.encode_query(str(video), 0.0, None, "fast drums", 0.5).shape == picture.shape
+    fresh = open_bundle(built, provider="cpu", shared=False)
+    assert encode_query(fresh, str(video), 0.0, None, "fast drums", 0.5).shape == picture.shape
+    # The influence range is checked where every surface builds its request.
     with pytest.raises(UserFacingError, match="influence"):
-        fresh.encode_query(str(video), 0.0, None, "x", 1.5)
+        SuggestRequest(video=str(video), prompt="x", influence=1.5)
     with pytest.raises(UserFacingError, match="cannot read the video"):
-        fresh.encode_query(str(tmp_path / "missing.mp4"), 0.0, None, "x", 0.5)
+        encode_query(fresh, str(tmp_path / "missing.mp4"), 0.0, None, "x", 0.5)
 
 
 def test_zero_shot_space_embeds_tag_descriptions(built: Path) -> None:
-    bundle = RuntimeBundle.load(built)
+    bundle = open_bundle(built, shared=False)
     segments = MusicSegments(
         starts=np.array([0.0, 10.0]),
         ends=np.array([10.0, 20.0]),
@@ -137,21 +141,21 @@ def test_zero_shot_space_embeds_tag_descriptions(built: Path) -> None:
         tag_probabilities={"MTT": np.array([[0.9, 0.1], [0.1, 0.8]], np.float32)},
         tag_names={"MTT": ["piano", "drums"]},
     )
-    space = bundle.retrieval_space()
+    space = retrieval_space(bundle)
     vectors = space.embed_segments(segments)
     expected = bundle.prompt_encoder.encode_texts(["music with piano", "music with drums"])
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
-    assert space.id == RuntimeBundle.load(built).retrieval_space().id
+    assert space.id == retrieval_space(open_bundle(built, shared=False)).id
 
 
 def test_bundle_without_clip_answers_prompts_only(prompt_only: Path, tmp_path: Path) -> None:
-    bundle = RuntimeBundle.load(prompt_only)
+    bundle = open_bundle(prompt_only, shared=False)
     assert bundle.manifest["text_input"] == "text_encoder" and not bundle.reads_pictures
-    query = bundle.query_encoder().encode_query(None, None, None, "calm acoustic guitar", 0.5)
+    query = encode_query(bundle, None, 0.0, None, "calm acoustic guitar", 0.5)
     assert query.shape == (1, 384)
     video = write_video(tmp_path / "clip.mp4", seconds=2.0)
     with pytest.raises(NoPicturesError, match="--clip ViT-B-32:openai"):
-        bundle.query_encoder().encode_query(str(video), 0.0, None, "x", 0.5)
+        encode_query(bundle, str(video), 0.0, None, "x", 0.5)
 
 
 def test_tampered_bundle_refuses_to_load(prompt_only: Path, tmp_path: Path) -> None:
@@ -162,7 +166,7 @@ def test_tampered_bundle_refuses_to_load(prompt_only: Path, tmp_path: Path) -> N
     with open(copy / "tokenizers" / "minilm_tokenizer.json", "a") as handle:
         handle.write(" ")
     with pytest.raises(BundleError, match="minilm_tokenizer.json"):
-        RuntimeBundle.load(copy)
+        open_bundle(copy, shared=False)
 
 
 def test_parity_failure_writes_no_bundle(tmp_path: Path) -> None:

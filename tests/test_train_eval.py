@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from viml.engine.evaluate import EvalConfig, evaluate
-from viml.engine.features import FeatureSet, ItemFeatures
-from viml.engine.model import ViMLConfig, load_checkpoint
-from viml.engine.train import TrainConfig, train
+from viml.training.evaluate import EvalConfig, evaluate
+from viml.training.features import FeatureSet, ItemFeatures
+from viml.training.model import ViMLConfig, load_checkpoint
+from viml.training.train import TrainConfig, train
 
 
 def correlated_features(count: int = 48, seed: int = 0) -> FeatureSet:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from viml.demo.world.generate import load_world
 from viml.engine.media import probe
-from viml.engine.world.generate import load_world
 
 from viml.cli import main
 

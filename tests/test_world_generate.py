@@ -8,12 +8,12 @@ from pathlib import Path
 import mutagen
 import numpy as np
 import pytest
+from viml.demo.world.attributes import PieceAttributes
+from viml.demo.world.generate import WorldError, generate_world, load_world
+from viml.demo.world.media_out import write_video
+from viml.demo.world.render import render_attributes
+from viml.demo.world.video import render_frames
 from viml.engine.media import probe, read_audio, video_segment_frames
-from viml.engine.world.attributes import PieceAttributes
-from viml.engine.world.generate import WorldError, generate_world, load_world
-from viml.engine.world.media_out import write_video
-from viml.engine.world.render import render_attributes
-from viml.engine.world.video import render_frames
 
 
 @pytest.fixture(scope="module")

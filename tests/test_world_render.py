@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viml.engine.world.attributes import PieceAttributes, ground_truth_tags, sample_attributes
-from viml.engine.world.compose import compose
-from viml.engine.world.render import render_piece_audio
-from viml.engine.world.styles import STYLE_NAMES, STYLES
+from viml.demo.world.attributes import PieceAttributes, ground_truth_tags, sample_attributes
+from viml.demo.world.compose import compose
+from viml.demo.world.render import render_piece_audio
+from viml.demo.world.styles import STYLE_NAMES, STYLES
 
 SR = 16000
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from viml.catalog.prompt_terms import (
-    ANY_VOCALS,
-    TERM_SCALE,
-    concept_columns,
-    parse_prompt,
-    segment_tag_matrix,
-)
-from viml.catalog.ranking import normalize_rows, window_scores
-from viml.catalog.search import suggest
 from viml.catalog.store import Catalog, Fingerprint
 from viml.engine.music.types import MusicSegments
+from viml.engine.vectors import normalize_rows
+from viml.search import Searcher, SearchResult
+from viml.search.prompt_terms import ANY_VOCALS, TERM_SCALE, concept_columns, parse_prompt
+from viml.search.ranking import window_scores
+from viml.search.spaces import ensure_space
 
 from viml.errors import UserFacingError
 
@@ -126,8 +122,6 @@ class IdentitySpace:
 
 
 def test_suggest_applies_terms_from_the_catalog(tmp_path):
-    from viml.catalog.retrieval import ensure_space
-
     catalog = Catalog(tmp_path / "c.sqlite")
     tracks = {
         "drums.wav": _music([[0.9, 0.1, 0.0, 0.1, 0.0], [0.8, 0.2, 0.0, 0.1, 0.0]], [[1, 0], [1, 0]]),
@@ -140,33 +134,29 @@ def test_suggest_applies_terms_from_the_catalog(tmp_path):
         catalog.write_analysis(fingerprint, "test", music, run)
     ensure_space(catalog, IdentitySpace())
     table = catalog.load_tracks(IdentitySpace.id)
-    tags = segment_tag_matrix(catalog, table)
+    tags = catalog.segment_tag_matrix(table)
     assert tags.shape == (5, 5)
     names = catalog.tag_names()
     drums_row = table.starts[table.paths.index(str(tmp_path / "drums.wav"))]
     assert tags[drums_row, names.index("MTT:drums")] == pytest.approx(0.9)
 
     query = np.array([[1.0, 0.0]], np.float32)
-    plain = [r.path.rsplit("/", 1)[-1] for r in suggest(catalog, IdentitySpace.id, query, top=3)]
+    searcher = Searcher(catalog)  # no bundle: ranked in the given space
+    plain = [r.path.rsplit("/", 1)[-1] for r in searcher.rank(query, top=3, space_id=IdentitySpace.id)]
     assert plain[0] == "drums.wav"  # the embedding alone prefers the drum track
     terms = parse_prompt("+piano -drums no vocals")
-    ranked = suggest(catalog, IdentitySpace.id, query, top=3, terms=terms)
+    ranked = searcher.rank(query, terms=terms, top=3, space_id=IdentitySpace.id)
     assert [r.path.rsplit("/", 1)[-1] for r in ranked] == ["piano.wav", "song.wav", "drums.wav"]
     # A prompt made only of terms ranks by tags alone.
-    only = suggest(catalog, IdentitySpace.id, None, top=3, terms=parse_prompt("+vocals^2"))
+    only = searcher.rank(None, terms=parse_prompt("+vocals^2"), top=3, space_id=IdentitySpace.id)
     assert only[0].path.endswith("song.wav")
     with pytest.raises(UserFacingError):
-        suggest(catalog, IdentitySpace.id, None, top=3, terms=parse_prompt("calm"))
+        searcher.rank(None, terms=parse_prompt("calm"), top=3, space_id=IdentitySpace.id)
     catalog.close()
 
 
 def test_suggest_header_names_bundle_kind_and_terms():
-    from types import SimpleNamespace
-
-    from viml.cli.suggest import header
-
-    bundle = SimpleNamespace(name="zs", kind="zero-shot", reads_pictures=False)
-    line = header(SimpleNamespace(bundle=bundle), parse_prompt("piano^2, no vocals"))
-    assert line == "bundle: zs (zero-shot, prompt only); prompt terms: piano +2, any vocals −1"
-    trained = SimpleNamespace(name="mine", kind="trained", reads_pictures=True)
-    assert header(SimpleNamespace(bundle=trained), parse_prompt("calm")) == "bundle: mine (trained)"
+    zero_shot = SearchResult([], parse_prompt("piano^2, no vocals"), "zs", "zero-shot", reads_pictures=False)
+    assert zero_shot.header == "bundle: zs (zero-shot, prompt only); prompt terms: piano +2, any vocals −1"
+    trained = SearchResult([], parse_prompt("calm"), "mine", "trained", reads_pictures=True)
+    assert trained.header == "bundle: mine (trained)"

@@ -26,6 +26,12 @@ from viml.errors import UserFacingError
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 KINDS = ("trained", "zero-shot", "demo")
+# What each kind is, in words a user reads (`viml bundle list`, the desktop's status bar).
+KIND_WORDS = {
+    "zero-shot": "pretrained taggers and text encoders, no ViML training",
+    "trained": "ViML towers trained on your data",
+    "demo": "ViML towers trained on the generated demo world, for trying the app",
+}
 REQUIRED_KEYS = ("format_version", "name", "kind", "models", "preprocessing", "files", "bundle_hash")
 
 

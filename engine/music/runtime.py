@@ -39,7 +39,6 @@ from viml.errors import MediaError, UserFacingError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TAG_THRESHOLD = 0.3  # the paper keeps tagger outputs above 0.3 for text synthesis
 # Patches per onnxruntime call: large enough to amortise call overhead, small enough to bound memory
 # (~14 MB of activations per patch). Measured flat from 4 to 32 (bench/music_model.py).
 BATCH_PATCHES = 16
@@ -123,10 +122,6 @@ class MusicModel:
     @property
     def tag_names(self) -> dict[str, list[str]]:
         return {tagger.vocabulary: tagger.tags for tagger in self.taggers}
-
-    @property
-    def embedding_size(self) -> int:
-        return 200 * len(self.taggers)
 
     def run_patches(self, patches: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Log-mel patches [N, 187, 96] -> {vocabulary: (probabilities [N, T], penultimate [N, 200])}."""
@@ -413,26 +408,3 @@ class _StreamingAnalysis:
 def is_silent(audio: np.ndarray) -> bool:
     """True when the signal carries nothing to tag (every tag would describe silence)."""
     return audio.size == 0 or float(np.abs(audio).max()) < SILENCE_PEAK
-
-
-def tags_from_probabilities(
-    probabilities: dict[str, np.ndarray],
-    tag_names: dict[str, list[str]],
-    threshold: float = DEFAULT_TAG_THRESHOLD,
-    segment: int | None = None,
-) -> list[tuple[str, str, float]]:
-    """(vocabulary, tag, probability) above `threshold`, highest first; one segment or the mean of all."""
-    found = []
-    for vocabulary, values in probabilities.items():
-        row = values[segment] if segment is not None else values.mean(axis=0)
-        for tag, probability in zip(tag_names[vocabulary], row, strict=True):
-            if probability > threshold:
-                found.append((vocabulary, tag, float(probability)))
-    return sorted(found, key=lambda item: -item[2])
-
-
-def tags_above(
-    segments: MusicSegments, threshold: float = DEFAULT_TAG_THRESHOLD, segment: int | None = None
-) -> list[tuple[str, str, float]]:
-    """Tags of a `MusicSegments` above `threshold` (the paper's 0.3 drives text synthesis), highest first."""
-    return tags_from_probabilities(segments.tag_probabilities, segments.tag_names, threshold, segment)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 from viml.engine.media.extensions import AUDIO_EXTENSIONS
-from viml.engine.music.runtime import MusicModel, is_silent, tags_from_probabilities
-from viml.engine.music.tag_kinds import genres_and_moods
+from viml.engine.music.runtime import MusicModel, is_silent
+from viml.engine.tags import genres_and_moods, merged, tags_above
 
 from viml.errors import UserFacingError
 from viml.paths import cache_dir
@@ -33,27 +33,21 @@ class TrackResult:
         return {v: np.asarray(p, dtype=np.float32) for v, p in self.probabilities.items()}
 
     def track_tags(self, threshold: float) -> list[tuple[str, str, float]]:
-        return (
-            tags_from_probabilities(self._arrays(), self.tag_names, threshold)
-            if self.status == "tagged"
-            else []
-        )
+        return tags_above(self._arrays(), self.tag_names, threshold) if self.status == "tagged" else []
 
     def segment_tags(self, index: int, threshold: float) -> list[tuple[str, str, float]]:
-        return tags_from_probabilities(self._arrays(), self.tag_names, threshold, index)
+        return tags_above(self._arrays(), self.tag_names, threshold, index)
 
     def genres_and_moods(self, threshold: float) -> tuple[list[str], list[str]]:
-        return genres_and_moods([(tag, p) for _, tag, p in self.track_tags(threshold)])
+        return genres_and_moods(self.track_tags(threshold))
 
     def table_row(self, threshold: float, top: int) -> str:
         if self.status == "error":
             return f"{self.path}\terror: {self.reason}"
         if self.status == "silent":
             return f"{self.path}\t{self.duration:7.1f} s\tsilent: no tags"
-        best: dict[str, float] = {}  # a tag in both vocabularies (e.g. "electronic") shows once
-        for _, tag, probability in self.track_tags(threshold):
-            best.setdefault(tag, probability)
-        tags = ", ".join(f"{t} {p:.2f}" for t, p in list(best.items())[:top]) or "(no tag above threshold)"
+        best = merged(self.track_tags(threshold))  # a tag in both vocabularies shows once
+        tags = ", ".join(f"{t} {p:.2f}" for t, p in best[:top]) or "(no tag above threshold)"
         return f"{self.path}\t{self.duration:7.1f} s\t{tags}"
 
 

@@ -1,9 +1,8 @@
-"""The torch-free run time: open a model bundle and encode frames, prompts and queries with onnxruntime.
+"""The torch-free run time: open a model bundle and run its encoders and towers with onnxruntime.
 
-Nothing in this package imports torch (enforced by tests/test_no_torch_import.py).
+Nothing in this package imports torch or the catalog (tests/test_layers.py checks both).
 """
 
-from viml.engine.runtime.bundle import NoPicturesError, RuntimeBundle
-from viml.engine.runtime.retrieval import load_retrieval, open_retrieval
+from viml.engine.runtime.bundle import NoPicturesError, RuntimeBundle, open_bundle
 
-__all__ = ["NoPicturesError", "RuntimeBundle", "load_retrieval", "open_retrieval"]
+__all__ = ["NoPicturesError", "RuntimeBundle", "open_bundle"]

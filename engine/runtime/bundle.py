@@ -1,9 +1,15 @@
 """A model bundle opened for inference: verified files, lazily created onnxruntime sessions, encoders.
 
-bundle = RuntimeBundle.load()            # the default bundle (or a name / folder), hashes verified
-bundle.retrieval_space()                 # catalog.retrieval.RetrievalSpace for `ensure_space`
-bundle.query_encoder()                   # catalog.retrieval.QueryEncoder (clip embeddings cached)
-bundle.prompt_encoder().encode_texts([...])
+bundle = open_bundle()                   # the default bundle (or a name / folder), hashes verified
+bundle.analysis                          # the AnalysisSpec every consumer obeys (engine/bundles/spec.py)
+bundle.prompt_encoder.encode_texts([...])
+bundle.clips.clip_embeddings(video, t0, t1)   # per-segment frame embeddings, cached
+bundle.towers                            # the trained ViML towers (None for zero-shot bundles)
+bundle.music_model()                     # the bundle's own music model, for scans and tagging
+
+`open_bundle` is the one way the product opens a bundle. Opened bundles are kept per process, keyed by
+folder, bundle hash and options: the desktop's queries reuse onnxruntime sessions and the prompt/clip
+caches, and a bundle rebuilt under the same name (new hash) is opened anew.
 """
 
 from __future__ import annotations
@@ -11,24 +17,34 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from viml.engine.bundles.manifest import BundleError, read_manifest, verify_files
+from viml.engine.bundles.spec import AnalysisSpec, spec_from_manifest
 from viml.engine.bundles.store import resolve_bundle
 from viml.engine.runtime.clip_tokenizer import ClipTokenizer
+from viml.engine.runtime.clips import ClipCache
 from viml.engine.runtime.frames import DEFAULT_REUSE_THRESHOLD, FrameEncoder
 from viml.engine.runtime.providers import create_session
 from viml.engine.runtime.text import MiniLMTokenizer, OnnxTextEncoder
+from viml.engine.runtime.towers import Towers
 
 from viml.errors import UserFacingError
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from viml.engine.music.runtime import MusicModel
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "float", "int8")
 # Verified bundles in this process, keyed by what would change if a file did: re-verify only then.
 _verified: set[tuple] = set()
+_opened: dict[tuple, RuntimeBundle] = {}
+_open_lock = threading.Lock()  # the desktop may ask from two worker threads at once
 
 
 class NoPicturesError(UserFacingError):
@@ -54,16 +70,6 @@ class RuntimeBundle:
         self.threads = threads
         self.reuse_threshold = reuse_threshold
         self._sessions: dict[str, Any] = {}
-
-    @classmethod
-    def load(
-        cls, name_or_path: str | Path | None = None, verify: bool = True, **options: Any
-    ) -> RuntimeBundle:
-        folder = resolve_bundle(name_or_path)
-        manifest = read_manifest(folder)
-        if verify:
-            verify_bundle_files(folder, manifest)
-        return cls(folder, manifest, **options)
 
     # -- what the bundle is ------------------------------------------------------------------------
     @property
@@ -100,7 +106,7 @@ class RuntimeBundle:
         )
         return self.folder / (variant["file"] if use_int8 else entry["file"])
 
-    def session(self, role: str):  # noqa: ANN201 (onnxruntime.InferenceSession)
+    def session(self, role: str) -> onnxruntime.InferenceSession:
         if role not in self._sessions:
             self._sessions[role] = create_session(self.model_path(role), self.provider, self.threads)
         return self._sessions[role]
@@ -149,26 +155,20 @@ class RuntimeBundle:
     def prompt_encoder(self) -> OnnxTextEncoder:
         return self.text_encoder(self.prompt_role)
 
-    def retrieval_space(self):  # noqa: ANN201 (catalog.retrieval.RetrievalSpace)
-        from viml.engine.runtime.query import TrainedSpace
+    @cached_property
+    def analysis(self) -> AnalysisSpec:
+        return spec_from_manifest(self.manifest)
 
-        if "music_tower" in self.models:
-            return TrainedSpace(self)
-        from viml.catalog.retrieval import ZeroShotSpace
+    @cached_property
+    def clips(self) -> ClipCache:
+        return ClipCache(self)
 
-        # The space changes only when the text encoder does, so unrelated rebuilds keep the embeddings.
-        # The encoder's session opens at the first text (a rescan with nothing new never pays for it).
-        return ZeroShotSpace(
-            lambda texts: self.prompt_encoder.encode_texts(texts),
-            f"{self.prompt_role}:{self.file_hash(self.prompt_role)}",
-        )
+    @cached_property
+    def towers(self) -> Towers | None:
+        return Towers(self) if "query_tower" in self.models and "music_tower" in self.models else None
 
-    def query_encoder(self):  # noqa: ANN201 (engine.runtime.query.BundleQueryEncoder)
-        from viml.engine.runtime.query import BundleQueryEncoder
-
-        return BundleQueryEncoder(self)
-
-    def music_model(self):  # noqa: ANN201 (engine.music.runtime.MusicModel)
+    def music_model(self) -> MusicModel:
+        """The bundle's own music model (its files were verified with the rest of the bundle)."""
         from viml.engine.music.runtime import MusicModel
 
         if "music_model" not in self.manifest:
@@ -177,6 +177,36 @@ class RuntimeBundle:
         return MusicModel.load(
             self.folder / self.manifest["music_model"]["folder"], device=device, threads=self.threads
         )
+
+
+def open_bundle(
+    bundle: str | Path | None = None,
+    provider: str = "auto",
+    precision: str = "auto",
+    threads: int | None = None,
+    reuse_threshold: float = DEFAULT_REUSE_THRESHOLD,
+    shared: bool = True,
+) -> RuntimeBundle:
+    """The bundle (name, folder, or None for the configured default), verified, opened once per process.
+
+    `threads` caps onnxruntime's intra-op threads (None: one per core); the desktop keeps a core free for
+    its GUI thread this way. `shared=False` opens a private instance (fresh caches and sessions)."""
+    folder = resolve_bundle(bundle)
+    manifest = read_manifest(folder)
+    verify_bundle_files(folder, manifest)  # sha256 once per process while the files are unchanged
+    options = {
+        "provider": provider,
+        "precision": precision,
+        "threads": threads,
+        "reuse_threshold": reuse_threshold,
+    }
+    if not shared:
+        return RuntimeBundle(folder, manifest, **options)
+    key = (str(folder.resolve()), manifest["bundle_hash"], *options.values())
+    with _open_lock:
+        if key not in _opened:
+            _opened[key] = RuntimeBundle(folder, manifest, **options)
+        return _opened[key]
 
 
 def verify_bundle_files(folder: Path, manifest: dict[str, Any]) -> None:

@@ -10,8 +10,13 @@ Speed on CPU comes from three honest places, each measured by `bench/runtime.py`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from viml.engine.preprocess import preprocess_frames
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_REUSE_THRESHOLD = 0.01
@@ -32,7 +37,7 @@ def thumbnails(frames: np.ndarray) -> np.ndarray:
 class FrameEncoder:
     def __init__(
         self,
-        session,  # noqa: ANN001 (onnxruntime.InferenceSession)
+        session: onnxruntime.InferenceSession,
         preprocessing: dict,
         embed_dim: int,
         batch_size: int = DEFAULT_BATCH_SIZE,

@@ -10,8 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viml.errors import UserFacingError
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +28,14 @@ _cuda_unusable = False
 
 
 def requested_providers(choice: str = "auto") -> list[str]:
-    """Provider list for onnxruntime from a user choice ("auto", "cuda", "cpu"; env VIML_PROVIDER)."""
+    """Provider list for onnxruntime from a user choice ("auto", "cuda", "cpu"); VIML_PROVIDER wins, and
+    "auto" reads the settings file's `provider` first."""
     import onnxruntime
 
+    if choice == "auto":  # the settings file's choice (the desktop's "Run models on"), then auto
+        from viml.settings import get_setting
+
+        choice = str(get_setting("provider", "auto"))
     choice = (os.environ.get("VIML_PROVIDER") or choice).lower()
     if choice not in PROVIDER_CHOICES:
         raise UserFacingError(f"unknown provider {choice!r}: choose one of {', '.join(PROVIDER_CHOICES)}")
@@ -43,7 +52,7 @@ def requested_providers(choice: str = "auto") -> list[str]:
     return [_CUDA, _CPU]
 
 
-def session_options(threads: int | None = None):  # noqa: ANN201 (onnxruntime type, imported lazily)
+def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -54,7 +63,9 @@ def session_options(threads: int | None = None):  # noqa: ANN201 (onnxruntime ty
     return options
 
 
-def create_session(path: Path, choice: str = "auto", threads: int | None = None):  # noqa: ANN201
+def create_session(
+    path: Path, choice: str = "auto", threads: int | None = None
+) -> onnxruntime.InferenceSession:
     """An InferenceSession for `path`; logs once per model kind which provider runs it and why."""
     import onnxruntime
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from viml.engine.runtime.clip_tokenizer import ClipTokenizer
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 
 class MiniLMTokenizer:
@@ -29,7 +33,14 @@ class MiniLMTokenizer:
 class OnnxTextEncoder:
     """Batched text encoding; `name` and `embed_dim` match the torch side's TextEncoder protocol."""
 
-    def __init__(self, name: str, session, tokenizer, embed_dim: int, batch_size: int = 64) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        name: str,
+        session: onnxruntime.InferenceSession,
+        tokenizer: ClipTokenizer | MiniLMTokenizer,
+        embed_dim: int,
+        batch_size: int = 64,
+    ) -> None:
         self.name = name
         self.session = session
         self.tokenizer = tokenizer

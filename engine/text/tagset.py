@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from viml.engine.tags import TAG_THRESHOLD as DEFAULT_THRESHOLD
+from viml.engine.tags import merged
+
 from viml.errors import UserFacingError
 
 TABLE_PATH = Path(__file__).with_name("tag_table.json")
 TYPES = ("genre", "mood", "tempo", "instrument", "vocals", "era", "other")
-DEFAULT_THRESHOLD = 0.3
 
 # Tag probabilities as the catalog writes them: {"MTT": {"piano": 0.81, ...}, "MSD": {...}}.
 TagProbabilities = Mapping[str, Mapping[str, float]]
@@ -120,18 +122,16 @@ def active_tags(
 
     When nothing reaches the threshold the single most probable tag is kept, so every item gets a text.
     """
-    best: dict[str, tuple[str, float]] = {}
-    top: tuple[str, float] | None = None
-    for tags in validate_probabilities(tag_probabilities).values():
-        for tag, probability in tags.items():
-            name = tag.strip()
-            if top is None or probability > top[1]:
-                top = (name, probability)
-            if probability >= threshold and probability > best.get(name.lower(), ("", -1.0))[1]:
-                best[name.lower()] = (name, probability)
-    if not best and top is not None:
-        return [top]
-    return sorted(best.values(), key=lambda item: (-item[1], item[0]))
+    found = [
+        (vocabulary, tag, probability)
+        for vocabulary, tags in validate_probabilities(tag_probabilities).items()
+        for tag, probability in tags.items()
+    ]
+    best = merged([item for item in found if item[2] >= threshold])
+    if not best and found:
+        top = max(found, key=lambda item: item[2])
+        return [(top[1].strip(), top[2])]
+    return best
 
 
 def active_concepts(

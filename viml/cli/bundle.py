@@ -99,6 +99,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from viml.engine.bundles.manifest import KIND_WORDS
     from viml.engine.bundles.store import bundles_dir, default_bundle_name, list_bundles
 
     infos = list_bundles()
@@ -122,13 +123,6 @@ def run_list(args: argparse.Namespace) -> int:
     if active is not None:
         print(f"active: {active.name} ({active.kind}: {KIND_WORDS.get(active.kind, active.kind)})")
     return 0
-
-
-KIND_WORDS = {
-    "zero-shot": "pretrained taggers and text encoders, no ViML training",
-    "trained": "ViML towers trained on your data",
-    "demo": "ViML towers trained on the generated demo world, for trying the app",
-}
 
 
 def run_verify(args: argparse.Namespace) -> int:

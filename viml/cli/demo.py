@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from viml.engine.demo import DemoConfig, run_demo
+    from viml.demo.run import DemoConfig, run_demo
 
     config = DemoConfig(pieces=args.pieces, steps=args.steps, seed=args.seed)
     print(run_demo(config, args.folder))

@@ -20,7 +20,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("model", type=Path, help="model.safetensors or the run folder holding it")
     parser.add_argument("features", type=Path, help="feature cache folder")
-    parser.add_argument("--pool", type=int, default=2000, help="pool size N (default 2000)")
+    parser.add_argument(
+        "--level", choices=["track", "clip"], default="track",
+        help="the paper's pool: track level N=2000 (default) or clip level N=500",
+    )  # fmt: skip
+    parser.add_argument("--pool", type=int, help="pool size N (default: the level's)")
     parser.add_argument("--split", default="test")
     parser.add_argument(
         "--query-text",
@@ -33,12 +37,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from viml.engine.evaluate import EvalConfig, evaluate
-    from viml.engine.features import FeatureSet
-    from viml.engine.metrics import chance
-    from viml.engine.model import load_checkpoint
-    from viml.engine.pipeline import Row, format_table
+    from viml.errors import UserFacingError
+    from viml.training.evaluate import CLIP_LEVEL_POOL, TRACK_LEVEL_POOL, EvalConfig, evaluate
+    from viml.training.features import FeatureSet
+    from viml.training.metrics import chance
+    from viml.training.model import load_checkpoint
+    from viml.training.pipeline import Row, format_table
 
+    pool = args.pool or (CLIP_LEVEL_POOL if args.level == "clip" else TRACK_LEVEL_POOL)
+    if pool < 2:
+        raise UserFacingError(f"--pool must be at least 2, got {pool}")
     path = args.model / "model.safetensors" if args.model.is_dir() else args.model
     model, metadata = load_checkpoint(path)
     features = FeatureSet.load(args.features)
@@ -47,7 +55,7 @@ def run(args) -> int:
     for name in [m.strip() for m in args.query_text.split(",") if m.strip()]:
         method = None if name == "none" else name
         result = evaluate(
-            model, items, EvalConfig(pool_size=args.pool, window_segments=args.window, text_method=method)
+            model, items, EvalConfig(pool_size=pool, window_segments=args.window, text_method=method)
         )
         rows.append(Row("ViML", "", "", name, result))
     rows.insert(0, Row("chance", "", "", "", chance(rows[0].result.pool_size)))

@@ -34,10 +34,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from viml.engine.extract import extract_features, world_pairs
-    from viml.engine.features import describe
-    from viml.engine.pipeline import load_encoders
-    from viml.engine.world.generate import load_world
+    from viml.demo.world.generate import load_world
+    from viml.training.extract import extract_features, world_pairs
+    from viml.training.features import describe
+    from viml.training.pipeline import load_encoders
 
     world = load_world(args.world)
     frame_encoder, text_encoder, music_model, provenance = load_encoders(

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from viml.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from viml.catalog.scan import ScanSummary
+    from viml.catalog.store import Catalog
 
 ORDER = 20
 
@@ -43,9 +52,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--reanalyze",
         action="store_true",
-        help="re-analyse files analysed with another music model, changed or not",
+        help="analyse every file again, changed or not (files analysed under another analysis spec than "
+        "the bundle's are always re-analysed)",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--events", action="store_true",
+        help="print progress as JSON lines, one per committed file, then the summary (schema: docs)",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--analyzer",
@@ -60,35 +74,60 @@ def run(args: argparse.Namespace) -> int:
     from viml.catalog.scan import scan, watch
     from viml.catalog.store import Catalog
 
+    if args.jobs is not None and args.jobs < 1:
+        raise UserFacingError(f"--jobs must be 1 or more, got {args.jobs}")
+    if args.watch and not (math.isfinite(args.interval) and args.interval > 0):
+        raise UserFacingError(f"--interval must be a number of seconds > 0, got {args.interval}")
     spec = args.analyzer or analysis.DEFAULT_ANALYZER
     progress = not args.quiet and sys.stderr.isatty()
+    bundle = scan_bundle(args.bundle)
     with Catalog(args.catalog) as catalog:
 
-        def report(summary) -> None:
+        def report(summary: ScanSummary) -> None:
             result = summary.as_dict()
-            result["retrieval"] = embed_for_bundle(catalog, args.bundle, progress)
-            print_summary(result, as_json=args.json)
+            result["retrieval"] = embed_for_bundle(catalog, bundle, progress)
+            if args.events:
+                emit_event({"event": "summary", **result})
+            else:
+                print_summary(result, as_json=args.json)
 
+        on_event = emit_event if args.events else None
         if args.watch:
-            watch(catalog, args.folder, spec, args.jobs, args.interval, report, progress=progress)
+            watch(catalog, args.folder, spec, args.jobs, args.interval, report, progress=progress, bundle=bundle,
+                  on_event=on_event)  # fmt: skip
             return 0
-        summary = scan(catalog, args.folder, spec, args.jobs, progress=progress, reanalyze=args.reanalyze)
+        summary = scan(catalog, args.folder, spec, args.jobs, progress=progress, reanalyze=args.reanalyze,
+                       bundle=bundle, on_event=on_event)  # fmt: skip
         report(summary)
     return 0
 
 
-def embed_for_bundle(catalog, bundle: str | None, progress: bool) -> dict:  # noqa: ANN001 (Catalog)
+def emit_event(event: dict) -> None:
+    """One event of catalog/scan.py's EVENTS schema as a JSON line (flushed: a reader follows it live)."""
+    print(json.dumps(event, ensure_ascii=False), flush=True)
+
+
+def scan_bundle(bundle: str | None) -> Path | None:
+    """The bundle a scan follows: the one asked for, else the default one; None when none is installed
+    (the scan then analyses with the converted musicnn and the default segment rules)."""
+    from viml.engine.bundles.store import default_bundle_name, list_bundles, resolve_bundle
+
+    if bundle is None and default_bundle_name() is None and not any(i.manifest for i in list_bundles()):
+        return None
+    return resolve_bundle(bundle)
+
+
+def embed_for_bundle(catalog: Catalog, bundle: Path | None, progress: bool) -> dict:
     """Put every catalogued track into the bundle's retrieval space, from the stored music-model outputs.
 
     A track already embedded in that space costs nothing; after a bundle change the new space is filled
     without decoding audio. With no bundle installed at all the scan still stands (`viml suggest` embeds
-    once one is); a bundle that was asked for, or a broken default, is an error.
+    once one is).
     """
-    from viml.catalog.retrieval import ensure_space
-    from viml.engine.bundles.store import default_bundle_name, list_bundles
-    from viml.engine.runtime import open_retrieval
+    from viml.engine.runtime import open_bundle
+    from viml.search import Searcher
 
-    if bundle is None and default_bundle_name() is None and not any(i.manifest for i in list_bundles()):
+    if bundle is None:
         return {
             "bundle": None,
             "space": None,
@@ -96,8 +135,9 @@ def embed_for_bundle(catalog, bundle: str | None, progress: bool) -> dict:  # no
             "note": "no model bundle installed: tracks are embedded for search once one is "
             "(`viml bundle build --zero-shot --default`)",
         }
-    runtime, space, _ = open_retrieval(bundle)
-    return {"bundle": runtime.name, "space": space.id, "embedded": ensure_space(catalog, space, progress)}
+    searcher = Searcher(catalog, open_bundle(bundle))
+    embedded = searcher.prepare(progress=progress)
+    return {"bundle": searcher.bundle.name, "space": searcher.space.id, "embedded": embedded}
 
 
 def print_summary(summary: dict, as_json: bool = False, limit: int = 20) -> None:
@@ -121,6 +161,9 @@ def print_summary(summary: dict, as_json: bool = False, limit: int = 20) -> None
         )
     for reason, count in summary["skipped"].items():
         print(f"  skipped {count}: {reason}")
+    if summary.get("reanalysed"):
+        print(f"  re-analysed {summary['reanalysed']}: analysed under another analysis spec than "
+              f"{summary.get('analysis')} (or --reanalyze)")  # fmt: skip
     if summary["still_failing"]:
         print(f"  skipped {summary['still_failing']}: failed before and unchanged since")
     for kind, count in summary["failed"].items():

@@ -32,11 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from viml.catalog.search import similar
     from viml.catalog.store import Catalog
+    from viml.search import Searcher
 
     with Catalog(args.catalog, must_exist=True) as catalog:
-        tracks, segments = similar(catalog, args.track, args.start, args.end, filters_from(args), args.top)
+        tracks, segments = Searcher(catalog).similar(
+            args.track, args.start, args.end, filters_from(args), args.top
+        )
     if args.format == "json" and not args.output:
         print(
             json.dumps(

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from viml.cli.scan import add_catalog_arguments
 from viml.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from viml.search import Filters, SuggestRequest
 
 ORDER = 30
 
@@ -23,14 +28,29 @@ def parse_time(text: str) -> float:
     return seconds
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def parse_range(text: str) -> tuple[float | None, float | None]:
     low, sep, high = text.partition("-")
     try:
-        if not sep:
-            return float(low), float(low)
-        return (float(low) if low else None), (float(high) if high else None)
+        values = (
+            (float(low), float(low))
+            if not sep
+            else ((float(low) if low else None), (float(high) if high else None))
+        )
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad range {text!r}: use MIN-MAX, MIN- or -MAX") from None
+    if any(v is not None and not (math.isfinite(v) and v >= 0) for v in values):
+        raise argparse.ArgumentTypeError(f"bad range {text!r}: bounds must be numbers >= 0")
+    return values
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +69,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def filters_from(args: argparse.Namespace):
-    from viml.catalog.search import Filters
+def filters_from(args: argparse.Namespace) -> Filters:
+    from viml.search import Filters
 
     duration = args.duration or (None, None)
     bpm = args.bpm or (None, None)
@@ -61,7 +81,7 @@ def filters_from(args: argparse.Namespace):
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--top", type=int, default=10, help="how many tracks (default 10)")
+    parser.add_argument("-n", "--top", type=positive_int, default=10, help="how many tracks (default 10)")
     parser.add_argument(
         "--format",
         choices=["table", "json", "csv", "otio"],
@@ -102,52 +122,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def request_from(args: argparse.Namespace) -> SuggestRequest:
+    from viml.search import SuggestRequest
+
+    return SuggestRequest(
+        video=args.video, start=args.start, end=args.end, prompt=args.prompt, influence=args.influence,
+        filters=filters_from(args), top=args.top,
+    )  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
-    from viml.catalog.retrieval import ensure_space
-    from viml.catalog.search import mark_used, suggest
     from viml.catalog.store import Catalog
-    from viml.engine.runtime import load_retrieval
+    from viml.engine.runtime import open_bundle
+    from viml.search import Searcher
 
-    if args.video is None and not args.prompt:
-        raise UserFacingError("give a VIDEO clip, a --prompt, or both")
-    from viml.catalog.prompt_terms import parse_prompt
-
-    terms = parse_prompt(args.prompt)  # weights and negations go through the tags, the rest is embedded
-    if not 0.0 <= args.influence <= 1.0:
-        raise UserFacingError("--influence must be between 0 and 1")
-    end = args.end if args.end is not None else args.start + 30.0
-    if args.video is not None and end <= args.start:
-        raise UserFacingError(f"--out ({end} s) must be after --in ({args.start} s)")
-    space, encoder = load_retrieval(args.bundle)
+    request = request_from(args)  # every value checked before anything is opened
+    bundle = open_bundle(args.bundle)
     with Catalog(args.catalog, must_exist=True) as catalog:
-        # Tracks scanned under another bundle (or none) are embedded now from their stored music-model
-        # outputs: no audio is decoded again.
-        ensure_space(catalog, space, progress=sys.stderr.isatty())
-        wants_query = args.video is not None or terms.text
-        text = terms.text or None
-        query = (
-            encoder.encode_query(args.video, args.start, end, text, args.influence) if wants_query else None
-        )
-        clip_seconds = end - args.start if args.video is not None else None
-        results = suggest(
-            catalog, space.id, query, clip_seconds, args.prompt, filters_from(args), args.top, terms=terms
-        )
-        if args.mark_used and results:
-            mark_used(catalog, [results[0].path], note=args.video)
-    emit(results, args, clip_seconds, video=args.video, video_in=args.start, header=header(encoder, terms))
+        result = Searcher(catalog, bundle).suggest(request, progress=sys.stderr.isatty())
+        if args.mark_used and result.suggestions:
+            catalog.mark_used([result.suggestions[0].path], note=args.video)
+    emit(
+        result.suggestions,
+        args,
+        request.clip_seconds,
+        video=args.video,
+        video_in=args.start,
+        header=result.header,
+    )
     return 0
-
-
-def header(encoder, terms) -> str:  # noqa: ANN001 (QueryEncoder, PromptTerms)
-    """Which bundle ranked (trained / zero-shot / demo) and which prompt terms applied, for the table."""
-    bundle = getattr(encoder, "bundle", None)
-    line = "bundle: "
-    if bundle is None:
-        line += "(unknown kind)"
-    else:
-        line += f"{bundle.name} ({bundle.kind}{'' if bundle.reads_pictures else ', prompt only'})"
-    described = terms.describe()
-    return line + (f"; prompt terms: {described}" if described else "")
 
 
 def emit(

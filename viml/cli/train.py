@@ -22,6 +22,10 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
     parser.add_argument(
+        "--model", default="viml-small", metavar="NAME",
+        help="model size: a config in training/model_configs (viml-small, viml-base; default viml-small)",
+    )  # fmt: skip
+    parser.add_argument(
         "--text-dropout", type=float, default=0.8, help="probability of NULL text (default 0.8)"
     )
     parser.add_argument(
@@ -40,9 +44,10 @@ def text_methods(value: str) -> list[str]:
 
 
 def run(args) -> int:
-    from viml.engine.features import FeatureSet
-    from viml.engine.pipeline import model_config_for
-    from viml.engine.train import TrainConfig, train
+    from viml.errors import UserFacingError
+    from viml.training.features import FeatureSet
+    from viml.training.pipeline import model_config_for
+    from viml.training.train import TrainConfig, train
 
     features = FeatureSet.load(args.features)
     config = TrainConfig(
@@ -54,7 +59,10 @@ def run(args) -> int:
         seed=args.seed,
         device=args.device,
     )
-    model_config = model_config_for(features, text_dropout=args.text_dropout)
+    try:
+        model_config = model_config_for(features, args.model, text_dropout=args.text_dropout)
+    except ValueError as error:
+        raise UserFacingError(str(error)) from error
     checkpoint = train(features, model_config, config, args.out, provenance=features.provenance)
     print(f"model written to {checkpoint}")
     return 0

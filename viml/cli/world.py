@@ -44,7 +44,7 @@ def register(subparsers) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     import time
 
-    from viml.engine.world.generate import generate_world
+    from viml.demo.world.generate import generate_world
 
     started = time.perf_counter()
 
@@ -68,7 +68,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from viml.engine.world.generate import load_world
+    from viml.demo.world.generate import load_world
 
     world = load_world(args.dir)
     pieces = world.pieces

@@ -1,0 +1,343 @@
+"""The one place that knows how a track is scored: `Searcher(catalog, bundle).suggest(SuggestRequest)`.
+
+A search: make sure every catalogued track is in the bundle's retrieval space (search/spaces.py), read
+the prompt into text to embed and concept terms (search/prompt_terms.py), encode the query rows
+(search/query.py), score every window of every track (search/ranking.py) plus the terms' tag bias,
+filter (search/filters.py), and explain each result by the tags of its best window (search/explain.py).
+`viml suggest`, `viml similar`, the desktop app, the demo and the benchmarks all come through here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from viml.catalog.store import Catalog, TrackTable, path_key
+from viml.engine.segments import DEFAULT_SEGMENT_SECONDS
+from viml.engine.vectors import normalize_rows
+from viml.search.explain import matched_tags
+from viml.search.filters import Filters
+from viml.search.prompt_terms import PromptTerms, parse_prompt
+from viml.search.query import encode_query
+from viml.search.ranking import WindowScores, top_tracks, window_scores
+from viml.search.spaces import RetrievalSpace, ensure_space, retrieval_space
+
+from viml.errors import UserFacingError
+
+if TYPE_CHECKING:
+    from viml.engine.runtime.bundle import RuntimeBundle
+
+DEFAULT_CLIP_SECONDS = 30.0  # a clip given without an out point
+
+
+@dataclass(frozen=True)
+class SuggestRequest:
+    """What to search for; every value is checked here, once, for every surface."""
+
+    video: str | None = None
+    start: float = 0.0  # clip in point, seconds
+    end: float | None = None  # clip out point (None: DEFAULT_CLIP_SECONDS after the in point)
+    prompt: str | None = None
+    influence: float = 0.5  # 0: the picture alone, 1: the prompt alone
+    filters: Filters = field(default_factory=Filters)
+    top: int = 10
+    mention_weight: float = 0.0  # boost for concepts the prompt merely mentions (prompt_terms.py)
+    # Ablations (bench/zero_shot.py): read no terms and embed the prompt as typed; or embed nothing and let
+    # the prompt act only through its terms.
+    prompt_terms: bool = True
+    embed_prompt: bool = True
+
+    def __post_init__(self) -> None:
+        prompt = (self.prompt or "").strip() or None
+        object.__setattr__(self, "prompt", prompt)
+        object.__setattr__(self, "video", self.video or None)
+        if self.video is None and prompt is None:
+            raise UserFacingError("give a video clip, a prompt, or both")
+        if not (isinstance(self.influence, int | float) and 0.0 <= self.influence <= 1.0):
+            raise UserFacingError(f"influence must be between 0 and 1, got {self.influence}")
+        if isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1:
+            raise UserFacingError(f"the number of results must be a whole number >= 1, got {self.top}")
+        if not math.isfinite(self.mention_weight):
+            raise UserFacingError(f"mention weight must be a finite number, got {self.mention_weight}")
+        if self.video is not None:
+            if not (math.isfinite(self.start) and self.start >= 0):
+                raise UserFacingError(f"the in point must be a time >= 0, got {self.start}")
+            if not (math.isfinite(self.clip_end) and self.clip_end > self.start):
+                raise UserFacingError(
+                    f"the out point ({self.clip_end} s) must be after the in point ({self.start} s)"
+                )
+
+    @property
+    def clip_end(self) -> float:
+        return self.end if self.end is not None else self.start + DEFAULT_CLIP_SECONDS
+
+    @property
+    def clip_seconds(self) -> float | None:
+        return self.clip_end - self.start if self.video is not None else None
+
+
+@dataclass
+class Suggestion:
+    rank: int
+    path: str
+    score: float
+    start: float  # best start offset in the track, seconds
+    end: float  # start + clip length, capped at the track's end
+    matched_tags: list[dict]
+    curve: list[float]  # window score at each offset (offsets are segment_seconds apart)
+    segment_seconds: float
+    title: str | None
+    artist: str | None
+    album: str | None
+    genre: str | None
+    bpm: float | None
+    duration: float | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SegmentHit:
+    path: str
+    start: float
+    score: float
+
+
+@dataclass
+class SearchResult:
+    suggestions: list[Suggestion]
+    terms: PromptTerms
+    bundle_name: str
+    bundle_kind: str
+    reads_pictures: bool
+
+    @property
+    def header(self) -> str:
+        """Which bundle ranked (trained / zero-shot / demo) and which prompt terms applied."""
+        line = (
+            f"bundle: {self.bundle_name} ({self.bundle_kind}{'' if self.reads_pictures else ', prompt only'})"
+        )
+        described = self.terms.describe()
+        return line + (f"; prompt terms: {described}" if described else "")
+
+
+class Searcher:
+    """Searches over one open catalog with one opened bundle (`viml.engine.runtime.open_bundle`)."""
+
+    def __init__(self, catalog: Catalog, bundle: RuntimeBundle | None = None) -> None:
+        self.catalog = catalog
+        self.bundle = bundle
+
+    @property
+    def space(self) -> RetrievalSpace:
+        if self.bundle is None:
+            raise UserFacingError("this search needs a model bundle (`viml bundle list`)")
+        return retrieval_space(self.bundle)
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.bundle.analysis.segment_seconds if self.bundle is not None else DEFAULT_SEGMENT_SECONDS
+
+    def prepare(self, progress: bool = False, checkpoint: Callable[[], None] | None = None) -> int:
+        """Embed tracks not yet in the bundle's space (scanned under another bundle, or being scanned)
+        from their stored music-model outputs: no audio is decoded again. Returns how many."""
+        space = self.space
+        assert self.bundle is not None  # self.space checked it
+        spec = self.bundle.analysis
+        stale = self.catalog.analysed_otherwise(spec.analysis_id)
+        if stale:
+            # Scans decide this (they re-analyse for their bundle); a search only says so.
+            raise UserFacingError(
+                f"{stale} catalogued tracks were analysed under another analysis spec than bundle "
+                f"{self.bundle.name!r} needs ({spec.describe()}): re-analyse them with "
+                f"`viml scan FOLDER --bundle {self.bundle.name}`"
+            )
+        return ensure_space(self.catalog, space, progress=progress, checkpoint=checkpoint)
+
+    def suggest(
+        self,
+        request: SuggestRequest,
+        checkpoint: Callable[[], None] | None = None,
+        progress: bool = False,
+    ) -> SearchResult:
+        """Ranked tracks for the request; `checkpoint` runs between the expensive steps (the desktop
+        raises there when a newer query arrived)."""
+        check = checkpoint or (lambda: None)
+        self.prepare(progress=progress, checkpoint=checkpoint)
+        check()
+        # Weights and negations go through the tags; the rest is embedded.
+        terms = parse_prompt(request.prompt if request.prompt_terms else None)
+        text = (terms.text if request.prompt_terms else request.prompt) if request.embed_prompt else None
+        query = None
+        if request.video is not None or text:
+            assert self.bundle is not None  # self.space checked it
+            query = encode_query(
+                self.bundle, request.video, request.start, request.clip_end if request.video else None,
+                text or None, request.influence,
+            )  # fmt: skip
+        check()
+        suggestions = self.rank(
+            query,
+            clip_seconds=request.clip_seconds,
+            prompt=request.prompt,
+            terms=terms,
+            filters=request.filters,
+            top=request.top,
+            mention_weight=request.mention_weight,
+        )
+        assert self.bundle is not None
+        return SearchResult(
+            suggestions, terms, self.bundle.name, self.bundle.kind, self.bundle.reads_pictures
+        )
+
+    def rank(
+        self,
+        query: np.ndarray | None,
+        clip_seconds: float | None = None,
+        prompt: str | None = None,
+        terms: PromptTerms | None = None,
+        filters: Filters | None = None,
+        top: int = 10,
+        space_id: str | None = None,
+        mention_weight: float = 0.0,
+    ) -> list[Suggestion]:
+        """Rank catalogued tracks for query rows [K, D] in the bundle's space (or `space_id`).
+
+        `terms` add the prompt's concept weights and negations through each segment's tag probabilities;
+        `query` may be None when the prompt is nothing but terms ("no vocals")."""
+        space_id = space_id if space_id is not None else self.space.id
+        table = self.catalog.load_tracks(space_id)
+        if not table.paths:
+            raise UserFacingError(
+                "the catalog has no tracks for this model yet; run `viml scan FOLDER` first"
+            )
+        bias = None
+        if terms is not None and terms.has_terms(mention_weight):
+            tags = self.catalog.segment_tag_matrix(table)
+            bias = terms.segment_bias(tags, self.catalog.tag_names(), mention_weight)
+        if query is None:
+            if bias is None:
+                raise UserFacingError("the prompt has nothing to search for")
+            query = np.zeros((1, table.embeddings.shape[1]), np.float32)
+        query = normalize_rows(np.atleast_2d(query))
+        if query.shape[1] != table.embeddings.shape[1]:
+            raise UserFacingError(
+                f"the query has {query.shape[1]} dimensions but the catalog's embeddings have "
+                f"{table.embeddings.shape[1]}: was the catalog embedded with another bundle?"
+            )
+        scores = window_scores(table.embeddings, table.starts, table.counts, query, bias)
+        keep = (filters or Filters()).keep(table, self.catalog)
+        chosen = top_tracks(scores.best, keep, top)
+        length = clip_seconds if clip_seconds is not None else self.segment_seconds * query.shape[0]
+        return [
+            self._suggestion(table, scores, index, rank, length, query.shape[0], prompt)
+            for rank, index in enumerate(chosen, 1)
+        ]
+
+    def similar(
+        self,
+        reference: str,
+        start: float | None = None,
+        end: float | None = None,
+        filters: Filters | None = None,
+        top: int = 10,
+    ) -> tuple[list[Suggestion], list[SegmentHit]]:
+        """Tracks and single segments most like a reference track (or a part of it), in music-model space.
+
+        The catalog's mean embedding is subtracted first: music-model features share a large common
+        component, and without centring every track looks alike (cosines all near 1).
+        """
+        table = self.catalog.load_tracks(None)
+        key = path_key(os.path.abspath(reference))
+        if key not in table.paths:
+            raise UserFacingError(f"{reference} is not in the catalog; scan its folder first")
+        index = table.paths.index(key)
+        rows = slice(int(table.starts[index]), int(table.starts[index] + table.counts[index]))
+        centred = normalize_rows(table.embeddings - table.embeddings.mean(axis=0))
+        times = table.segment_starts[rows]
+        seconds = self.segment_seconds
+        chosen = np.ones(len(times), bool)
+        if start is not None:
+            chosen &= times + seconds > start
+        if end is not None:
+            chosen &= times < end
+        if not chosen.any():
+            raise UserFacingError(f"{reference} has no segment between {start} and {end} s")
+        reference_rows = centred[rows][chosen]
+        # A part of the track is matched as a sequence; the whole track as its average sound.
+        part = start is not None or end is not None
+        query = normalize_rows(reference_rows if part else reference_rows.mean(axis=0, keepdims=True))
+        same = {table.paths[i] for i, h in enumerate(table.hashes) if h == table.hashes[index]}
+        centred_table = TrackTable(
+            table.paths, table.hashes, table.starts, table.counts, table.segment_starts, centred, table.info
+        )
+        keep = (filters or Filters()).keep(table, self.catalog)
+        keep = np.array([p not in same for p in table.paths]) & (keep if keep is not None else True)
+        scores = window_scores(centred, table.starts, table.counts, query)
+        length = (
+            float(times[chosen][-1]) - float(times[chosen][0]) + seconds if query.shape[0] > 1 else seconds
+        )
+        tracks = [
+            self._suggestion(centred_table, scores, i, r, length, query.shape[0], None)
+            for r, i in enumerate(top_tracks(scores.best, keep, top), 1)
+        ]
+        # Single best segments anywhere (several may come from one track): "this part sounds like that part".
+        segment_scores = centred @ query.mean(axis=0)
+        owner = np.repeat(np.arange(len(table.paths)), table.counts)
+        segment_scores[~keep[owner]] = -np.inf
+        hits = [
+            SegmentHit(
+                table.paths[owner[r]], float(table.segment_starts[r]), round(float(segment_scores[r]), 6)
+            )
+            for r in np.argsort(-segment_scores)[:top]
+            if np.isfinite(segment_scores[r])
+        ]
+        return tracks, hits
+
+    def _suggestion(
+        self,
+        table: TrackTable,
+        scores: WindowScores,
+        index: int,
+        rank: int,
+        length: float,
+        k: int,
+        prompt: str | None,
+    ) -> Suggestion:
+        start_row = int(table.starts[index])
+        offset = int(scores.best_offset[index])
+        curve = scores.scores[start_row : start_row + int(scores.offsets[index])]
+        start = float(table.segment_starts[start_row + offset])
+        info = table.info[index]
+        duration = info["duration"]
+        last = min(offset + k, int(table.counts[index])) - 1
+        threshold = self.bundle.analysis.tag_threshold if self.bundle is not None else None
+        tags = matched_tags(
+            self.catalog,
+            table.hashes[index],
+            offset,
+            last,
+            prompt,
+            **({"threshold": threshold} if threshold else {}),
+        )
+        return Suggestion(
+            rank=rank,
+            path=table.paths[index],
+            score=round(float(scores.best[index]), 6),
+            start=start,
+            end=min(start + length, duration) if duration else start + length,
+            matched_tags=tags,
+            curve=[round(float(v), 5) for v in curve],
+            segment_seconds=self.segment_seconds,
+            title=info["title"],
+            artist=info["artist"],
+            album=info["album"],
+            genre=info["genre"],
+            bpm=info["bpm"],
+            duration=duration,
+        )
