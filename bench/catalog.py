@@ -65,7 +65,7 @@ def bench_scan(work: Path, files: int, seconds: float) -> dict:
         model = "musicnn (MTT + MSD, onnxruntime)"
     except Exception as error:  # the benchmark still measures scan mechanics without the model
         print(f"  music model unavailable ({error}); using the audio-statistics analyzer")
-        analyzer, model = "viml.catalog.stats_analyzer:load", "audio statistics (no music model)"
+        analyzer, model = "viml.demo.stats_analyzer:load", "audio statistics (no music model)"
     results = {"analyzer": model, "files": files, "audio_seconds": audio}
     cores = usable_cores()
     for jobs in sorted({1, cores}):
@@ -112,7 +112,7 @@ def bench_rescan(work: Path, files: int) -> dict:
                 fp.hash = first.hash  # identical bytes: one content, as duplicates share analysis
                 catalog._upsert_track(c, fp, run)
         started = time.perf_counter()
-        summary = scan(catalog, folder, "viml.catalog.stats_analyzer:load", progress=False)
+        summary = scan(catalog, folder, "viml.demo.stats_analyzer:load", progress=False)
         wall = time.perf_counter() - started
     assert summary.unchanged == files, summary.as_dict()
     return {"files": files, "seconds": wall, "target_seconds": 2.0, "files_per_second": files / wall}

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+from viml.core.paths import cache_dir
 from viml.engine.media import read_audio, video_segment_frames
 from viml.engine.segments import frame_times, segment_bounds
-
-from viml.paths import cache_dir
 
 WIDTH, HEIGHT, RATE = 1280, 720, 30
 

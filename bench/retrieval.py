@@ -5,7 +5,7 @@
 Rows: chance; video only; ViML trained with tags text queried without text and with tags; text dropout
 on (0.8) vs off; and ViML trained on data2text and on prompt2text text, queried with held-out
 descriptions whose wording no training template uses. The prompt2text texts come from a *stand-in*
-language model served over the real OpenAI-compatible HTTP protocol (engine/text/standin.py), not from
+language model served over the real OpenAI-compatible HTTP protocol (demo/standin.py), not from
 a real LLM: this machine has none. Each trained row is the mean over the training seeds given.
 
 The frame encoder is the demo's small RANDOMLY INITIALISED vision tower (no CLIP weights offline); the
@@ -51,8 +51,8 @@ VARIANTS = (
 
 def add_prompt2text(features: FeatureSet, seed: int) -> str:
     """Synthesise prompt2text texts through the real client talking HTTP to the stand-in server."""
+    from viml.demo.standin import StandInLMServer
     from viml.engine.text.llm import ChatClient, LLMConfig
-    from viml.engine.text.standin import StandInLMServer
     from viml.engine.text.synthesis import synthesize_collection
     from viml.training.encoders.text import MiniLMTextEncoder
 
@@ -82,12 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
 
+    from viml.core.paths import viml_home
     from viml.demo.run import DemoConfig, ensure_features, ensure_world
     from viml.training.metrics import chance
     from viml.training.pipeline import Row, format_table, train_and_evaluate
     from viml.training.train import TrainConfig
-
-    from viml.paths import viml_home
 
     seeds = [int(s) for s in args.seeds.split(",")]
     root = args.folder or viml_home() / "bench"

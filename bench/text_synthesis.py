@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
 
+    from viml.demo.standin import StandInLMServer
     from viml.engine.text.llm import ChatClient, LLMConfig
-    from viml.engine.text.standin import StandInLMServer
     from viml.engine.text.synthesis import synthesize_collection
     from viml.engine.text.tagset import load_table
 

@@ -118,7 +118,7 @@ def prepare_models(home: Path) -> tuple[str | None, str, Path | None]:
         convert()
     except Exception as error:  # no wheel offline: the scan still runs, with the test analyzer
         print(f"musicnn unavailable ({error}); scanning with audio statistics instead", file=sys.stderr)
-        return "viml.catalog.stats_analyzer:load", "audio statistics (no music model)", None
+        return "viml.demo.stats_analyzer:load", "audio statistics (no music model)", None
     from viml.export_onnx.build import build_bundle
 
     bundle = build_bundle("zero-shot", quantize=False)

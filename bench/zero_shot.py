@@ -88,7 +88,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
-    from viml.paths import cache_dir
+    from viml.core.paths import cache_dir
 
     labelled = load_set()
     root = cache_dir() / "realmusic"
@@ -154,9 +154,8 @@ def evaluate(
 ) -> dict:
     from viml.catalog.scan import scan
     from viml.catalog.store import Catalog, path_key
+    from viml.core.errors import UserFacingError
     from viml.search import Searcher, SuggestRequest
-
-    from viml.errors import UserFacingError
 
     catalog_path.parent.mkdir(parents=True, exist_ok=True)
     with Catalog(catalog_path) as catalog:

@@ -57,10 +57,9 @@ def make_excerpts(
     labelled: dict, folders: dict[str, Path], out: Path
 ) -> tuple[dict[str, Path], dict[str, str]]:
     """(track id -> WAV excerpt path, track id -> why it could not be decoded); excerpts are written once."""
+    from viml.core.errors import MediaError
     from viml.engine.media import read_audio
     from viml.engine.media.container import probe
-
-    from viml.errors import MediaError
 
     out.mkdir(parents=True, exist_ok=True)
     seconds = float(labelled["excerpt_seconds"])

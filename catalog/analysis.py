@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from viml.catalog.store import FileTags, Fingerprint
+from viml.core.errors import MediaError, UserFacingError
 from viml.engine.music.types import MusicSegments
-
-from viml.errors import MediaError, UserFacingError
 
 if TYPE_CHECKING:
     from viml.engine.bundles.spec import AnalysisSpec

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 DEFAULT_RATE = 25.0
 

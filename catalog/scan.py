@@ -31,10 +31,9 @@ from multiprocessing.process import BaseProcess
 from viml.catalog import analysis
 from viml.catalog.analysis import FileFailure
 from viml.catalog.store import Catalog, Fingerprint, path_key, scan_lock
+from viml.core.errors import UserFacingError
 from viml.engine.media.extensions import AUDIO_EXTENSIONS
 from viml.engine.music.types import MusicSegments
-
-from viml.errors import UserFacingError
 
 EVENTS = """The scan's progress as events (`viml scan --events`: one JSON object per line on stdout).
 

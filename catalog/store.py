@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from viml.catalog.schema import SchemaTooNewError, migrate
+from viml.core.errors import UserFacingError
+from viml.core.paths import viml_home
 from viml.engine.music.types import MusicSegments
-
-from viml.errors import UserFacingError
-from viml.paths import viml_home
 
 
 def default_catalog_path() -> Path:

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from viml.core.paths import viml_home
 from viml.training.features import FeatureSet
 from viml.training.pipeline import DEMO_FRAME_ENCODER, Row, chance_row, format_table, train_and_evaluate
 from viml.training.train import CHECKPOINT_FILE, TrainConfig
-
-from viml.paths import viml_home
 
 if TYPE_CHECKING:
     from viml.demo.world.generate import World

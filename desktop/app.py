@@ -41,7 +41,7 @@ def save_screenshot(window, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path), "PNG"):
-        from viml.errors import UserFacingError
+        from viml.core.errors import UserFacingError
 
         raise UserFacingError(f"cannot write the screenshot to {path}")
     return path

@@ -17,8 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,9 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from viml.catalog.store import Catalog
+from viml.core.errors import UserFacingError
 from viml.desktop.results import Suggestion
 from viml.engine.tags import strongest
-
-from viml.errors import UserFacingError
 
 if TYPE_CHECKING:
     from viml.desktop.workers import Token
@@ -171,41 +170,18 @@ class ScanProcess:
         child's event stream (catalog/scan.py EVENTS): one event per committed file."""
         self.catalog_file.parent.mkdir(parents=True, exist_ok=True)
         # stderr to a file: a pipe nobody drains while events are read could fill and stall the child.
-        errors = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True
-        )
-        events: queue.Queue[dict | None] = queue.Queue()
-        reader = threading.Thread(target=_read_events, args=(self.process.stdout, events), daemon=True)
-        reader.start()
-        summary: dict = {}
-        total = 0
-        try:
-            while True:
-                if should_stop():
+        with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as errors:
+            self.process = subprocess.Popen(
+                self.command, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True
+            )
+            try:
+                summary, total = self._follow(progress, should_stop)
+                self.process.wait()
+            finally:
+                if self.process.poll() is None:
                     self.cancel()
-                    break
-                try:
-                    event = events.get(timeout=0.25)
-                except queue.Empty:
-                    continue
-                if event is None:  # the child closed its output: it has ended
-                    break
-                if event.get("event") == "started":
-                    total = int(event.get("to_do", 0))
-                    progress(0, total, f"scanning {self.folder}")
-                elif event.get("event") == "file":
-                    total = int(event.get("to_do", total))
-                    progress(int(event["done"]), total, f"{event['outcome']}: {Path(event['path']).name}")
-                elif event.get("event") == "summary":
-                    summary = event
-            self.process.wait()
             errors.seek(0)
             stderr = errors.read()
-        finally:
-            if self.process.poll() is None:
-                self.cancel()
-            errors.close()
         if self.process.returncode != 0:
             if should_stop():
                 return {"cancelled": True}
@@ -213,6 +189,34 @@ class ScanProcess:
             raise UserFacingError(f"scan of {self.folder} failed: {message}")
         progress(total, total, "scan finished")
         return summary
+
+    def _follow(
+        self, progress: Callable[[int, int, str], None], should_stop: Callable[[], bool]
+    ) -> tuple[dict, int]:
+        """Read the child's events until it ends (or cancel it when asked); returns (summary, total)."""
+        assert self.process is not None
+        events: queue.Queue[dict | None] = queue.Queue()
+        threading.Thread(target=_read_events, args=(self.process.stdout, events), daemon=True).start()
+        summary: dict = {}
+        total = 0
+        while True:
+            if should_stop():
+                self.cancel()
+                return summary, total
+            try:
+                event = events.get(timeout=0.25)
+            except queue.Empty:
+                continue
+            if event is None:  # the child closed its output: it has ended
+                return summary, total
+            if event.get("event") == "started":
+                total = int(event.get("to_do", 0))
+                progress(0, total, f"scanning {self.folder}")
+            elif event.get("event") == "file":
+                total = int(event.get("to_do", total))
+                progress(int(event["done"]), total, f"{event['outcome']}: {Path(event['path']).name}")
+            elif event.get("event") == "summary":
+                summary = event
 
     def _signal(self, number: int) -> None:
         if self.process is not None and self.process.poll() is None:

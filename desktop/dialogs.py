@@ -27,11 +27,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from viml.core.errors import UserFacingError
 from viml.desktop import backend, workers
 from viml.desktop.settings import AppSettings
 from viml.engine.runtime.providers import PROVIDER_CHOICES
-
-from viml.errors import UserFacingError
 
 
 class SettingsDialog(QDialog):

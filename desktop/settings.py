@@ -1,10 +1,10 @@
-"""The app's remembered choices, kept in the one settings file the CLI shares (viml/settings.py)."""
+"""The app's remembered choices, kept in the one settings file the CLI shares (core/settings.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from viml.settings import get_setting, set_setting
+from viml.core.settings import get_setting, set_setting
 
 PREFIX = "desktop."
 

@@ -16,8 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
-
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from viml.core.errors import UserFacingError
 from viml.engine.bundles.manifest import KINDS, BundleError, hash_files, write_manifest
 from viml.engine.bundles.spec import AnalysisSpec, music_model_files
 from viml.engine.bundles.store import bundles_dir, check_name
 from viml.engine.music.manifest import model_folder
 from viml.engine.segments import DEFAULT_FPS, DEFAULT_MIN_FRACTION, DEFAULT_SEGMENT_SECONDS
 from viml.export_onnx.graphs import DEFAULT_TOLERANCE
-
-from viml.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from viml.core.errors import UserFacingError, WeightsUnavailableError
+from viml.core.paths import cache_dir
 from viml.engine.music.frontend import FRONT_END
 from viml.engine.music.manifest import (
     CONVERTER_VERSION,
@@ -29,9 +31,6 @@ from viml.engine.music.manifest import (
     model_folder,
     sha256_file,
 )
-
-from viml.errors import UserFacingError, WeightsUnavailableError
-from viml.paths import cache_dir
 
 log = logging.getLogger(__name__)
 

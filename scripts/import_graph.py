@@ -48,7 +48,7 @@ def imports_of(path: Path) -> set[str]:
 
 
 def package_of(module: str) -> str:
-    """'viml.engine.media.audio' -> 'engine'; 'viml.cli.scan' -> 'cli'; 'viml.errors' -> 'viml'."""
+    """'viml.engine.media.audio' -> 'engine'; 'viml.cli.scan' -> 'cli'; 'viml.core.errors' -> 'viml'."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 and parts[1] in (*MAPPED, "cli") else "viml"
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 if TYPE_CHECKING:
     from viml.catalog.store import Catalog, TrackTable

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from viml.catalog.store import Catalog, TrackTable, path_key
+from viml.core.errors import UserFacingError
 from viml.engine.segments import DEFAULT_SEGMENT_SECONDS
 from viml.engine.vectors import normalize_rows
 from viml.search.explain import matched_tags
@@ -25,8 +26,6 @@ from viml.search.prompt_terms import PromptTerms, parse_prompt
 from viml.search.query import encode_query
 from viml.search.ranking import WindowScores, top_tracks, window_scores
 from viml.search.spaces import RetrievalSpace, ensure_space, retrieval_space
-
-from viml.errors import UserFacingError
 
 if TYPE_CHECKING:
     from viml.engine.runtime.bundle import RuntimeBundle

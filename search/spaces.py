@@ -16,11 +16,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from viml.core.errors import UserFacingError
 from viml.engine.music.types import MusicSegments
 from viml.engine.tags import TAG_THRESHOLD, column_names, strongest
 from viml.engine.vectors import normalize_rows
-
-from viml.errors import UserFacingError
 
 if TYPE_CHECKING:
     from viml.catalog.store import Catalog

@@ -64,9 +64,8 @@ def world() -> World:
 @cache
 def home() -> Path:
     """A VIML_HOME with the real musicnn models converted (`viml convert-musicnn`)."""
+    from viml.core.errors import WeightsUnavailableError
     from viml.export_onnx.musicnn import find_musicnn
-
-    from viml.errors import WeightsUnavailableError
 
     try:
         find_musicnn(download=False)

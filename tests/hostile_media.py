@@ -242,7 +242,7 @@ def fake_music_model():
 def _main(command: str, path: str, value: str) -> dict:
     import resource
 
-    from viml.errors import MediaError
+    from viml.core.errors import MediaError
 
     if command == "decode":
         from viml.engine.media import read_audio

@@ -9,9 +9,8 @@ import pytest
 
 
 def converted_models(tmp_path_factory) -> Path:
+    from viml.core.errors import WeightsUnavailableError
     from viml.export_onnx.musicnn import convert, find_musicnn
-
-    from viml.errors import WeightsUnavailableError
 
     try:
         source = find_musicnn(download=False)

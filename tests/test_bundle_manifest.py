@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from viml.core.errors import UserFacingError
+from viml.core.settings import get_setting, set_setting, settings_path
 from viml.engine.bundles.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
@@ -16,9 +18,6 @@ from viml.engine.bundles.manifest import (
 )
 from viml.engine.bundles.store import bundles_dir, list_bundles, resolve_bundle, set_default_bundle
 from viml.engine.runtime.bundle import verify_bundle_files
-
-from viml.errors import UserFacingError
-from viml.settings import get_setting, set_setting, settings_path
 
 
 def make_bundle(folder: Path, kind: str = "zero-shot") -> dict:

@@ -11,6 +11,7 @@ from viml.catalog import schema
 from viml.catalog.otio_export import MusicPlacement, build_timeline, write_timeline
 from viml.catalog.scan import scan
 from viml.catalog.store import Catalog
+from viml.core.errors import UserFacingError
 from viml.engine.music.types import MusicSegments
 from viml.engine.vectors import normalize_rows
 from viml.search import Filters, Searcher, SuggestRequest
@@ -18,9 +19,7 @@ from viml.search.query import zero_shot_query
 from viml.search.ranking import brute_force, top_tracks, window_scores
 from viml.search.spaces import ZeroShotSpace, ensure_space, segment_descriptions
 
-from viml.errors import UserFacingError
-
-STATS = "viml.catalog.stats_analyzer:load"
+STATS = "viml.demo.stats_analyzer:load"
 
 
 def random_table(rng, counts):

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from viml.catalog import analysis
 from viml.catalog.scan import scan
-from viml.catalog.stats_analyzer import StatsAnalyzer
 from viml.catalog.store import Catalog
+from viml.demo.stats_analyzer import StatsAnalyzer
 from viml.engine.vectors import normalize_rows
 from viml.search.ranking import window_scores
 
-STATS = "viml.catalog.stats_analyzer:load"
+STATS = "viml.demo.stats_analyzer:load"
 CLI = [sys.executable, "-c", "import sys; from viml.cli import main; sys.exit(main())"]
 
 
@@ -227,7 +227,7 @@ def test_scan_killed_20_times_then_resumed_equals_uninterrupted_scan(tmp_path, k
         jobs = 2 if attempt % 3 == 1 else 1  # the pool's workers die with it; one-process scans start faster
         process = subprocess.Popen(
             [*CLI, "scan", str(kill_folder), "--catalog", str(interrupted), "--analyzer",
-             "viml.catalog.stats_analyzer:load_gated", "-q", "-j", str(jobs)],
+             "viml.demo.stats_analyzer:load_gated", "-q", "-j", str(jobs)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env,
         )  # fmt: skip
         for i in range(tickets):

@@ -19,15 +19,14 @@ import numpy as np
 import pytest
 from viml.catalog import analysis
 from viml.catalog.scan import scan
-from viml.catalog.stats_analyzer import StatsAnalyzer
 from viml.catalog.store import Catalog, Fingerprint
+from viml.core.errors import UserFacingError
+from viml.demo.stats_analyzer import StatsAnalyzer
 from viml.engine.music.types import MusicSegments
-
-from viml.errors import UserFacingError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE = "test_catalog_scan_faults"  # the analyzers below, importable by the scans (HERE on PYTHONPATH)
-STATS = "viml.catalog.stats_analyzer:load"
+STATS = "viml.demo.stats_analyzer:load"
 CLI = [sys.executable, "-c", "import sys; from viml.cli import main; sys.exit(main())"]
 
 
@@ -288,7 +287,7 @@ def test_a_second_scan_of_a_catalog_is_refused_while_one_runs(tmp_path):
     gate.mkdir()  # no tickets: the first scan waits inside its first analysis
     command = [*CLI, "scan", str(folder), "--catalog", str(catalog), "-q", "-j", "1"]
     first = subprocess.Popen(
-        [*command, "--analyzer", "viml.catalog.stats_analyzer:load_gated"],
+        [*command, "--analyzer", "viml.demo.stats_analyzer:load_gated"],
         env=scan_env(VIML_TEST_SCAN_GATE=str(gate)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from viml.core.errors import WeightsUnavailableError
 from viml.training.encoders.clip import ClipEncoder, ClipSpec
 from viml.training.encoders.text import MiniLMTextEncoder
-
-from viml.errors import WeightsUnavailableError
 
 
 def test_spec_parsing():

@@ -18,9 +18,8 @@ from media_factory import (
     write_video,
     write_zero_bytes,
 )
+from viml.core.errors import MediaError
 from viml.engine.media import probe, read_audio
-
-from viml.errors import MediaError
 
 
 def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:

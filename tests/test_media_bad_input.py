@@ -7,9 +7,8 @@ import av
 import numpy as np
 import pytest
 from media_factory import AUDIO_CODECS, VIDEO_CODECS, write_audio, write_random_bytes, write_video
+from viml.core.errors import MediaError
 from viml.engine.media import probe, read_audio, video_segment_frames
-
-from viml.errors import MediaError
 
 SUFFIXES = sorted(set(AUDIO_CODECS) | set(VIDEO_CODECS))
 

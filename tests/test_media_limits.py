@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hostile_media import analyze_isolated, channel_signal, fake_music_model, write_long_wav, write_wav
+from viml.core.errors import MediaError
 from viml.engine.media import audio, iter_audio, limits, read_audio
 from viml.engine.music.frontend import log_mel_spectrogram, patch_starts, repeat_pad
 from viml.engine.music.runtime import BATCH_PATCHES, _segment_means
 from viml.engine.segments import segment_bounds
-
-from viml.errors import MediaError
 
 # Peak RSS an hour of audio may add to `MusicModel.analyze_file` (measured: 14-22 MB; the whole-array
 # analysis before took ~450 MB per 10 minutes, ~2.7 GB per hour).

@@ -17,10 +17,9 @@ from media_factory import (
     write_video,
     write_zero_bytes,
 )
+from viml.core.errors import MediaError
 from viml.engine.media import iter_segment_frames, probe, read_audio, video_segment_frames
 from viml.engine.segments import frame_times, segment_bounds
-
-from viml.errors import MediaError
 
 
 def picked_indexes(segment_frames) -> list[int]:

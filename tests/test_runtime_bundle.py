@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from media_factory import write_video
+from viml.core.errors import UserFacingError
 from viml.engine.bundles.manifest import BundleError
 from viml.engine.music.types import MusicSegments
 from viml.engine.runtime import NoPicturesError, open_bundle
@@ -20,8 +21,6 @@ from viml.engine.vectors import normalize_rows
 from viml.search import SuggestRequest
 from viml.search.query import encode_query
 from viml.search.spaces import retrieval_space
-
-from viml.errors import UserFacingError
 
 pytest.importorskip("open_clip")
 CLIP = "viml-tiny:random"

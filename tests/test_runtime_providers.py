@@ -7,9 +7,8 @@ import logging
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from viml.core.errors import UserFacingError
 from viml.engine.runtime import providers
-
-from viml.errors import UserFacingError
 
 
 @pytest.fixture

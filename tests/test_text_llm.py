@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from viml.demo.standin import Failure, StandInLMServer, stand_in_description
 from viml.engine.text import synthesize, synthesize_collection
 from viml.engine.text.llm import ChatClient, LLMConfig, LLMNotConfiguredError, LLMRequestError
 from viml.engine.text.prompt2text import TextRejectedError
-from viml.engine.text.standin import Failure, StandInLMServer, stand_in_description
 from viml.engine.text.tagset import active_concepts, contradictions
 
 TAGS = {"MTT": {"piano": 0.8, "classical": 0.6, "slow": 0.5, "no vocals": 0.4}, "MSD": {"sad": 0.45}}
@@ -138,7 +138,7 @@ def test_configuration_from_arguments_env_and_settings(monkeypatch):
     monkeypatch.delenv("VIML_LLM_MODEL", raising=False)
     with pytest.raises(LLMNotConfiguredError, match="VIML_LLM_URL"):
         LLMConfig.from_env()
-    from viml.settings import set_setting
+    from viml.core.settings import set_setting
 
     set_setting("llm_url", "http://settings:1/v1")
     set_setting("llm_model", "from-settings")

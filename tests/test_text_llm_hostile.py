@@ -16,8 +16,8 @@ import zlib
 from collections.abc import Callable
 
 import pytest
+from viml.demo.standin import StandInLMServer
 from viml.engine.text.llm import ChatClient, LLMConfig, LLMConfigError, LLMRequestError
-from viml.engine.text.standin import StandInLMServer
 
 MESSAGES = [{"role": "user", "content": "Tags: piano, slow\nDescription:"}]
 LIMIT = 256 * 1024  # max_response_bytes in these tests

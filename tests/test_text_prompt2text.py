@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from viml.core.errors import UserFacingError
 from viml.engine.text.prompt2text import (
     Exemplar,
     build_messages,
@@ -18,8 +19,6 @@ from viml.engine.text.prompt2text import (
     write_exemplars,
 )
 from viml.engine.text.tagset import active_concepts, concepts_from_names
-
-from viml.errors import UserFacingError
 
 GOLDEN = Path(__file__).parent / "data" / "text_prompt_golden.json"
 TAGS = {

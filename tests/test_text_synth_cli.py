@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from viml.core.errors import UserFacingError
+from viml.demo.standin import StandInLMServer
 from viml.engine.text import load_texts, read_tagged, sample_text, write_texts
 from viml.engine.text.musictextclips import read_captions
 from viml.engine.text.prompt2text import load_exemplars
-from viml.engine.text.standin import StandInLMServer
 
 from viml.cli import main
-from viml.errors import UserFacingError
 
 ITEMS = [
     {"id": "piano-1", "tags": {"MTT": {"piano": 0.8, "classical": 0.6, "slow": 0.5}, "MSD": {"sad": 0.4}}},

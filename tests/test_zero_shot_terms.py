@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from viml.catalog.store import Catalog, Fingerprint
+from viml.core.errors import UserFacingError
 from viml.engine.music.types import MusicSegments
 from viml.engine.vectors import normalize_rows
 from viml.search import Searcher, SearchResult
 from viml.search.prompt_terms import ANY_VOCALS, TERM_SCALE, concept_columns, parse_prompt
 from viml.search.ranking import window_scores
 from viml.search.spaces import ensure_space
-
-from viml.errors import UserFacingError
 
 
 def weights(prompt: str, mention_weight: float = 0.0) -> dict[str, float]:

@@ -123,8 +123,7 @@ def extract_features(
 ) -> FeatureSet:
     """Features of every pair; a pair whose media cannot be read is logged and skipped."""
     from tqdm import tqdm
-
-    from viml.errors import MediaError
+    from viml.core.errors import MediaError
 
     items: list[ItemFeatures] = []
     for pair in tqdm(pairs, desc="features", unit="pair", disable=not progress, leave=False):

@@ -17,10 +17,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+from viml.core.errors import UserFacingError
 from viml.demo.world.attributes import PieceAttributes, ground_truth_tags, sample_attributes
 from viml.demo.world.styles import STYLES
-
-from viml.errors import UserFacingError
 
 # 2: legato rock power chords (rock audio differs from version 1 worlds).
 GENERATOR_VERSION = 2

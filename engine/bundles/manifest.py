@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from viml.core.paths import models_dir
+from viml.core.settings import get_setting, set_setting
 from viml.engine.bundles.manifest import BundleError, read_manifest
-
-from viml.paths import models_dir
-from viml.settings import get_setting, set_setting
 
 DEFAULT_BUNDLE_KEY = "default_bundle"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

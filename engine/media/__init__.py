@@ -1,6 +1,6 @@
 """Media decoding with PyAV: `probe`, `read_audio` / `iter_audio` (for the music model) and
 `video_segment_frames` (for the frame encoder). Every unreadable input, and every file outside
-`limits`, raises `viml.errors.MediaError` with a clear reason."""
+`limits`, raises `viml.core.errors.MediaError` with a clear reason."""
 
 from .audio import iter_audio, read_audio
 from .container import MediaInfo, probe

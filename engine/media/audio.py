@@ -14,8 +14,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import soxr
-
-from viml.errors import MediaError
+from viml.core.errors import MediaError
 
 from . import limits
 from .container import (

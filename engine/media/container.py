@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-
-from viml.errors import MediaError
+from viml.core.errors import MediaError
 
 from .ogg import repaired_ogg
 

@@ -20,7 +20,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from viml.errors import MediaError
+from viml.core.errors import MediaError
 
 _CAPTURE = b"OggS"
 _HEADER = struct.Struct("<4sBBqIIIB")  # capture, version, flags, granule, serial, sequence, crc, segments

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from viml.core.errors import MediaError
 from viml.engine.segments import (
     DEFAULT_FPS,
     DEFAULT_SEGMENT_SECONDS,
@@ -23,8 +24,6 @@ from viml.engine.segments import (
     frame_times,
     segment_bounds,
 )
-
-from viml.errors import MediaError
 
 from .container import (
     clockwise_rotation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from viml.paths import models_dir
+from viml.core.paths import models_dir
 
 MUSICNN_VERSION = "0.1.0"
 # Bump when the conversion output changes, so `viml convert-musicnn` redoes stale folders.

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from viml.core.errors import MediaError, UserFacingError
 from viml.engine.music.frontend import (
     FRONT_END,
     FrontEndConfig,
@@ -34,8 +35,6 @@ from viml.engine.music.frontend import (
 from viml.engine.music.manifest import CONVERT_COMMAND, MANIFEST_NAME, MODEL_NAMES, model_folder
 from viml.engine.music.types import MusicSegments
 from viml.engine.segments import DEFAULT_SEGMENT_SECONDS, segment_bounds
-
-from viml.errors import MediaError, UserFacingError
 
 log = logging.getLogger(__name__)
 

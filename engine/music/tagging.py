@@ -10,12 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from viml.core.errors import UserFacingError
+from viml.core.paths import cache_dir
 from viml.engine.media.extensions import AUDIO_EXTENSIONS
 from viml.engine.music.runtime import MusicModel, is_silent
 from viml.engine.tags import genres_and_moods, merged, tags_above
-
-from viml.errors import UserFacingError
-from viml.paths import cache_dir
 
 
 @dataclass

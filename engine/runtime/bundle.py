@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from viml.core.errors import UserFacingError
 from viml.engine.bundles.manifest import BundleError, read_manifest, verify_files
 from viml.engine.bundles.spec import AnalysisSpec, spec_from_manifest
 from viml.engine.bundles.store import resolve_bundle
@@ -31,8 +32,6 @@ from viml.engine.runtime.frames import DEFAULT_REUSE_THRESHOLD, FrameEncoder
 from viml.engine.runtime.providers import create_session
 from viml.engine.runtime.text import MiniLMTokenizer, OnnxTextEncoder
 from viml.engine.runtime.towers import Towers
-
-from viml.errors import UserFacingError
 
 if TYPE_CHECKING:
     import onnxruntime

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from viml.errors import UserFacingError
-from viml.paths import cache_dir
+from viml.core.errors import UserFacingError
+from viml.core.paths import cache_dir
 
 if TYPE_CHECKING:
     from viml.engine.runtime.bundle import RuntimeBundle

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -33,7 +33,7 @@ def requested_providers(choice: str = "auto") -> list[str]:
     import onnxruntime
 
     if choice == "auto":  # the settings file's choice (the desktop's "Run models on"), then auto
-        from viml.settings import get_setting
+        from viml.core.settings import get_setting
 
         choice = str(get_setting("provider", "auto"))
     choice = (os.environ.get("VIML_PROVIDER") or choice).lower()

@@ -29,9 +29,8 @@ from typing import Any
 
 import httpcore
 import httpx
-
-from viml.errors import UserFacingError
-from viml.paths import cache_dir
+from viml.core.errors import UserFacingError
+from viml.core.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class LLMConfig:
     ) -> LLMConfig:
         """Arguments win over VIML_LLM_URL / VIML_LLM_MODEL / VIML_LLM_API_KEY, which win over the
         settings file's llm_url / llm_model / llm_api_key."""
-        from viml.settings import load_settings
+        from viml.core.settings import load_settings
 
         settings = load_settings()
         url = url or os.environ.get("VIML_LLM_URL") or settings.get("llm_url")

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from viml.core.errors import UserFacingError
 from viml.engine.text.prompt2text import Exemplar
 from viml.engine.text.tagset import DEFAULT_THRESHOLD, TagProbabilities, active_concepts
-
-from viml.errors import UserFacingError
 
 COLUMNS = {
     "id": ("video_id", "ytid", "youtube_id", "yt_id", "vid", "id"),

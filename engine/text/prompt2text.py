@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from viml.core.errors import UserFacingError
 from viml.engine.text.llm import ChatClient, Message
 from viml.engine.text.tagset import (
     DEFAULT_THRESHOLD,
@@ -24,8 +25,6 @@ from viml.engine.text.tagset import (
     contradictions,
 )
 from viml.engine.text.wording import Rng, as_random
-
-from viml.errors import UserFacingError
 
 EXEMPLARS_PATH = Path(__file__).with_name("exemplars.json")
 SYSTEM_PROMPT = (

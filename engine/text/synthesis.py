@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from viml.core.errors import UserFacingError
 from viml.engine.text import data2text as data2text_module
 from viml.engine.text import heldout, prompt2text
 from viml.engine.text.llm import ChatClient
@@ -23,8 +24,6 @@ from viml.engine.text.tagset import (
     active_tags,
 )
 from viml.engine.text.wording import Rng, as_random
-
-from viml.errors import UserFacingError
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from viml.core.errors import UserFacingError
 from viml.engine.tags import TAG_THRESHOLD as DEFAULT_THRESHOLD
 from viml.engine.tags import merged
-
-from viml.errors import UserFacingError
 
 TABLE_PATH = Path(__file__).with_name("tag_table.json")
 TYPES = ("genre", "mood", "tempo", "instrument", "vocals", "era", "other")

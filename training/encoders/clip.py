@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-
-from viml.errors import WeightsUnavailableError
+from viml.core.errors import WeightsUnavailableError
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-
-from viml.errors import WeightsUnavailableError
+from viml.core.errors import WeightsUnavailableError
 
 if TYPE_CHECKING:
     from viml.training.encoders.clip import ClipEncoder

@@ -13,7 +13,7 @@ import logging
 import pkgutil
 import sys
 
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 
 def command_modules() -> list:

@@ -71,8 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    from viml.core.errors import UserFacingError
     from viml.engine.bundles.store import set_default_bundle
-    from viml.errors import UserFacingError
     from viml.export_onnx.build import build_bundle
 
     if args.zero_shot == bool(args.checkpoint):

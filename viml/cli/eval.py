@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from viml.errors import UserFacingError
+    from viml.core.errors import UserFacingError
     from viml.training.evaluate import CLIP_LEVEL_POOL, TRACK_LEVEL_POOL, EvalConfig, evaluate
     from viml.training.features import FeatureSet
     from viml.training.metrics import chance

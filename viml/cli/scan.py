@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 if TYPE_CHECKING:
     from viml.catalog.scan import ScanSummary

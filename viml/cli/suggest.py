@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from viml.cli.scan import add_catalog_arguments
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 if TYPE_CHECKING:
     from viml.search import Filters, SuggestRequest

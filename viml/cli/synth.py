@@ -61,8 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from viml.core.errors import UserFacingError
     from viml.engine.text import read_tagged, synthesize_collection, write_texts
-    from viml.errors import UserFacingError
 
     if args.per_item < 1:
         raise UserFacingError("--per-item must be at least 1")
@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _import_captions(args: argparse.Namespace, tagged: dict | None) -> int:
+    from viml.core.errors import UserFacingError
     from viml.engine.text import write_texts
     from viml.engine.text.musictextclips import (
         captions_by_id,
@@ -118,7 +119,6 @@ def _import_captions(args: argparse.Namespace, tagged: dict | None) -> int:
         read_captions,
     )
     from viml.engine.text.prompt2text import write_exemplars
-    from viml.errors import UserFacingError
 
     captions = read_captions(args.import_captions)
     texts = captions_by_id(captions)

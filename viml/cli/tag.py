@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from viml.core.errors import UserFacingError
     from viml.engine.music.runtime import MusicModel
     from viml.engine.music.tagging import (
         ResultCache,
@@ -95,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
         write_csv,
         write_json,
     )
-    from viml.errors import UserFacingError
 
     if args.apply and not args.write_tags:
         raise UserFacingError("--apply only makes sense with --write-tags")

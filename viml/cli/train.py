@@ -44,7 +44,7 @@ def text_methods(value: str) -> list[str]:
 
 
 def run(args) -> int:
-    from viml.errors import UserFacingError
+    from viml.core.errors import UserFacingError
     from viml.training.features import FeatureSet
     from viml.training.pipeline import model_config_for
     from viml.training.train import TrainConfig, train

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from viml.errors import UserFacingError
+from viml.core.errors import UserFacingError
 
 if TYPE_CHECKING:
     from mutagen import FileType

@@ -12,10 +12,9 @@ import os
 import time
 
 import numpy as np
+from viml.core.errors import MediaError
 from viml.engine.music.types import MusicSegments
 from viml.engine.segments import segment_bounds
-
-from viml.errors import MediaError
 
 SAMPLE_RATE = 16000
 BANDS = 32

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from viml.errors import UserFacingError
-from viml.paths import viml_home
+from viml.core.errors import UserFacingError
+from viml.core.paths import viml_home
 
 SETTINGS_FILE = "settings.json"
 
