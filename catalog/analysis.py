@@ -41,7 +41,7 @@ class FileFailure:
     path: str
     size: int | None
     mtime_ns: int | None
-    kind: str  # unreadable | not-a-file | empty | undecodable | too-short | changed | analysis-error
+    kind: str  # unreadable | not-a-file | empty | undecodable | silent | too-short | changed | analysis-error | crashed
     message: str
 
 
@@ -71,7 +71,13 @@ class MusicModelAnalyzer:
         self.id = spec.analysis_id
 
     def analyze_file(self, path: str) -> MusicSegments:
-        return self.model.analyze_file(path, segment_seconds=self.spec.segment_seconds)
+        spec = self.spec
+        return self.model.analyze_file(
+            path,
+            segment_seconds=spec.segment_seconds,
+            min_fraction=spec.min_segment_fraction,
+            refuse_silence=True,
+        )
 
 
 def usable_cores() -> int:
@@ -161,8 +167,12 @@ def fingerprint(path: str) -> Fingerprint | FileFailure:
 
 
 def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
+    from viml.engine.music.runtime import SilentAudioError
+
     try:
         music = analyzer.analyze_file(fp.path)
+    except SilentAudioError as error:
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "silent", error.reason)
     except MediaError as error:
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "undecodable", error.reason)
     except OSError as error:

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ import numpy as np
 if TYPE_CHECKING:
     from viml.catalog.store import TrackTable
 
-FORMAT = 1
+FORMAT = 2  # 2: tracks as Track records
 _ARRAYS = ("starts", "counts", "segment_starts")
 
 
@@ -46,7 +47,7 @@ def entry_name(catalog_id: str, generation: int, space: str | None) -> tuple[str
 
 def load(root: Path, catalog_id: str, generation: int, space: str | None):
     """The cached TrackTable for this exact catalog state, or None (missing, stale or unreadable)."""
-    from viml.catalog.store import TrackTable
+    from viml.catalog.store import Track, TrackTable
 
     space_key, name = entry_name(catalog_id, generation, space)
     folder = root / space_key / name
@@ -58,6 +59,10 @@ def load(root: Path, catalog_id: str, generation: int, space: str | None):
         return None
     if meta.get("space") != space or embeddings.shape[0] != len(arrays["segment_starts"]):
         return None
+    try:
+        tracks = [Track(**fields) for fields in meta["tracks"]]
+    except (KeyError, TypeError):  # written by another version: rebuilt from SQLite
+        return None
     return TrackTable(
         paths=meta["paths"],
         hashes=meta["hashes"],
@@ -65,7 +70,7 @@ def load(root: Path, catalog_id: str, generation: int, space: str | None):
         counts=arrays["counts"],
         segment_starts=arrays["segment_starts"],
         embeddings=embeddings,
-        info=meta["info"],
+        tracks=tracks,
     )
 
 
@@ -81,7 +86,12 @@ def save(root: Path, catalog_id: str, generation: int, space: str | None, table:
     try:
         np.save(temporary / "embeddings.npy", np.ascontiguousarray(table.embeddings, dtype=np.float32))
         np.savez(temporary / "index.npz", **{key: getattr(table, key) for key in _ARRAYS})
-        meta = {"space": space, "paths": table.paths, "hashes": table.hashes, "info": table.info}
+        meta = {
+            "space": space,
+            "paths": table.paths,
+            "hashes": table.hashes,
+            "tracks": [asdict(t) for t in table.tracks],
+        }
         (temporary / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         os.rename(temporary, parent / name)  # atomic; fails if another process just wrote the same entry
     except OSError:

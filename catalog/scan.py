@@ -95,7 +95,10 @@ class ScanSummary:
 
 
 def discover(root: str, summary: ScanSummary) -> list[tuple[str, os.stat_result | None]]:
-    """Audio files under root (following folder links once each), with their stat when it worked."""
+    """Audio files under root (following folder links once each), with their stat when it worked; a file
+    given as the root is itself the one file, whatever its name."""
+    if os.path.isfile(root):
+        return [(root, os.stat(root))]
     found: list[tuple[str, os.stat_result | None]] = []
     visited: set[tuple[int, int]] = set()
     stack = [root]
@@ -158,8 +161,8 @@ def scan(
     """
     started = time.perf_counter()
     root = os.path.abspath(os.fspath(root))
-    if not os.path.isdir(root):
-        raise UserFacingError(f"{root} is not a folder")
+    if not os.path.isdir(root) and not os.path.isfile(root):
+        raise UserFacingError(f"{root}: no such folder or file")
     with scan_lock(catalog.path), _analysis_bundle(bundle):
         return _scan(catalog, root, analyzer_spec, jobs, progress, reanalyze, started, on_event or _ignore)
 

@@ -73,6 +73,9 @@ class Track:
     folder: str
 
 
+_TRACK_COLUMNS = "path, hash, format, duration, title, artist, album, genre, bpm, folder"  # Track's fields
+
+
 @dataclass
 class TrackTable:
     """All catalogued tracks with their segments stacked in one matrix (the ranking input)."""
@@ -83,7 +86,7 @@ class TrackTable:
     counts: np.ndarray  # int64 [T] segment count of each track
     segment_starts: np.ndarray  # float64 [N] segment start seconds
     embeddings: np.ndarray  # float32 [N, D]
-    info: list[dict]  # per track: format, duration, title, artist, album, genre, bpm, folder
+    tracks: list[Track]  # per track: its record (file tags, duration, folder), aligned with `paths`
 
 
 class Catalog:
@@ -150,11 +153,13 @@ class Catalog:
         like = _like_prefix(folder_prefix)
         known: dict[str, tuple[int, int, str | None]] = {}
         for path, size, mtime in self.connection.execute(
-            "SELECT path, size, mtime_ns FROM tracks WHERE path LIKE ? ESCAPE '\\'", (like,)
+            "SELECT path, size, mtime_ns FROM tracks WHERE path = ? OR path LIKE ? ESCAPE '\\'",
+            (folder_prefix, like),
         ):
             known[path] = (size, mtime, None)
         for path, size, mtime, kind in self.connection.execute(
-            "SELECT path, size, mtime_ns, kind FROM errors WHERE path LIKE ? ESCAPE '\\'", (like,)
+            "SELECT path, size, mtime_ns, kind FROM errors WHERE path = ? OR path LIKE ? ESCAPE '\\'",
+            (folder_prefix, like),
         ):
             known.setdefault(
                 path, (size if size is not None else -1, mtime if mtime is not None else -1, kind)
@@ -165,8 +170,8 @@ class Catalog:
         """path -> content hash of tracks under a folder whose analysis is not `analyzer`'s (None: all)."""
         rows = self.connection.execute(
             "SELECT t.path, t.hash FROM tracks t JOIN contents c ON c.hash = t.hash "
-            "WHERE (? IS NULL OR c.analyzer != ?) AND t.path LIKE ? ESCAPE '\\'",
-            (analyzer, analyzer, _like_prefix(folder_prefix)),
+            "WHERE (? IS NULL OR c.analyzer != ?) AND (t.path = ? OR t.path LIKE ? ESCAPE '\\')",
+            (analyzer, analyzer, folder_prefix, _like_prefix(folder_prefix)),
         )
         return dict(rows.fetchall())
 
@@ -334,20 +339,15 @@ class Catalog:
 
     def tracks(self) -> list[Track]:
         """Every catalogued track, by path."""
-        rows = self.connection.execute(
-            "SELECT path, hash, format, duration, title, artist, album, genre, bpm, folder FROM tracks ORDER BY path"
-        )
+        rows = self.connection.execute(f"SELECT {_TRACK_COLUMNS} FROM tracks ORDER BY path")
         return [Track(*row) for row in rows]
 
-    def track_row(self, path: str | os.PathLike) -> dict | None:
-        self.connection.row_factory = sqlite3.Row
-        try:
-            row = self.connection.execute(
-                "SELECT * FROM tracks WHERE path = ?", (path_key(os.path.abspath(path)),)
-            ).fetchone()
-        finally:
-            self.connection.row_factory = None
-        return dict(row) if row else None
+    def track(self, path: str | os.PathLike) -> Track | None:
+        """The catalogued track at `path` (None: not catalogued)."""
+        row = self.connection.execute(
+            f"SELECT {_TRACK_COLUMNS} FROM tracks WHERE path = ?", (path_key(os.path.abspath(path)),)
+        ).fetchone()
+        return Track(*row) if row else None
 
     def state(self) -> tuple[str, int]:
         """(catalog id, generation): the generation changes with every write ranking can see."""
@@ -401,12 +401,7 @@ class Catalog:
             )
             params = (space,)
         rows = self.connection.execute(query, params).fetchall()
-        info_rows = {
-            r[0]: r[1:]
-            for r in self.connection.execute(
-                "SELECT path, format, duration, title, artist, album, genre, bpm, folder FROM tracks"
-            )
-        }
+        records = {track.path: track for track in self.tracks()}
         paths: list[str] = []
         hashes: list[str] = []
         counts: list[int] = []
@@ -417,7 +412,6 @@ class Catalog:
                 paths.append(path)
                 hashes.append(content_hash)
                 counts.append(1)
-        keys = ("format", "duration", "title", "artist", "album", "genre", "bpm", "folder")
         dim = len(rows[0][3]) // 4 if rows else 0
         embeddings = (
             np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(-1, dim)
@@ -434,7 +428,7 @@ class Catalog:
             counts=count_array,
             segment_starts=np.array([r[2] for r in rows], dtype=np.float64),
             embeddings=embeddings,
-            info=[dict(zip(keys, info_rows[p], strict=True)) for p in paths],
+            tracks=[records[p] for p in paths],
         )
 
     def segment_tags(self, content_hash: str, first: int, last: int) -> np.ndarray:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tempfile
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -118,7 +119,9 @@ class BatchTagDialog(QDialog):
             self.status.setText(f"{folder or 'Nothing'}: choose an existing folder")
             return
         write = self.write_tags.isChecked()
-        self.task = workers.Task(lambda token: run_tag_command(folder, write, token))
+        catalog = backend.catalog_path(self.settings.catalog)
+        bundle = self.settings.bundle
+        self.task = workers.Task(lambda token: run_tag_command(folder, write, token, catalog, bundle))
         self.task.signals.result.connect(self.show_tags)
         self.task.signals.error.connect(self.status.setText)
         self.task.signals.cancelled.connect(lambda: self.status.setText("Cancelled."))
@@ -149,11 +152,22 @@ class BatchTagDialog(QDialog):
         self.status.setText(f"{len(rows)} files tagged.")
 
 
-def run_tag_command(folder: str, write: bool, token: workers.Token) -> list[tuple[str, str]]:
-    """`viml tag FOLDER --json FILE` in a child process (cancellable); (path, tags) per file."""
+def run_tag_command(
+    folder: str,
+    write: bool,
+    token: workers.Token,
+    catalog: Path | None = None,
+    bundle: str | None = None,
+) -> list[tuple[str, str]]:
+    """`viml tag FOLDER --json FILE` in a child process (cancellable); (path, tags) per file. The files are
+    analysed into the app's catalog with its bundle, so the library and search see them too."""
     with tempfile.TemporaryDirectory() as scratch:
         output = os.path.join(scratch, "tags.json")
         command = [*backend.VIML_COMMAND, "tag", folder, "--json", output]
+        if catalog is not None:
+            command += ["--catalog", str(catalog)]
+        if bundle:
+            command += ["--bundle", bundle]
         if write:
             command.append("--write-tags")
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

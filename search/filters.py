@@ -35,18 +35,18 @@ class Filters:
         from viml.catalog.store import path_key
 
         checks = []
-        info = table.info
+        tracks = table.tracks
         if self.min_duration is not None:
-            checks.append(lambda i: (info[i]["duration"] or 0) >= self.min_duration)
+            checks.append(lambda i: (tracks[i].duration or 0) >= self.min_duration)
         if self.max_duration is not None:
-            checks.append(lambda i: (info[i]["duration"] or 0) <= self.max_duration)
+            checks.append(lambda i: (tracks[i].duration or 0) <= self.max_duration)
         if self.genre:
             wanted = self.genre.lower()
-            checks.append(lambda i: wanted in (info[i]["genre"] or "").lower())
+            checks.append(lambda i: wanted in (tracks[i].genre or "").lower())
         if self.min_bpm is not None:
-            checks.append(lambda i: info[i]["bpm"] is not None and info[i]["bpm"] >= self.min_bpm)
+            checks.append(lambda i: tracks[i].bpm is not None and tracks[i].bpm >= self.min_bpm)
         if self.max_bpm is not None:
-            checks.append(lambda i: info[i]["bpm"] is not None and info[i]["bpm"] <= self.max_bpm)
+            checks.append(lambda i: tracks[i].bpm is not None and tracks[i].bpm <= self.max_bpm)
         if self.folder:
             prefix = path_key(os.path.abspath(self.folder)).rstrip("/") + "/"
             checks.append(lambda i: table.paths[i].startswith(prefix))

@@ -273,7 +273,7 @@ class Searcher:
         query = normalize_rows(reference_rows if part else reference_rows.mean(axis=0, keepdims=True))
         same = {table.paths[i] for i, h in enumerate(table.hashes) if h == table.hashes[index]}
         centred_table = TrackTable(
-            table.paths, table.hashes, table.starts, table.counts, table.segment_starts, centred, table.info
+            table.paths, table.hashes, table.starts, table.counts, table.segment_starts, centred, table.tracks
         )
         keep = (filters or Filters()).keep(table, self.catalog)
         keep = np.array([p not in same for p in table.paths]) & (keep if keep is not None else True)
@@ -312,8 +312,8 @@ class Searcher:
         offset = int(scores.best_offset[index])
         curve = scores.scores[start_row : start_row + int(scores.offsets[index])]
         start = float(table.segment_starts[start_row + offset])
-        info = table.info[index]
-        duration = info["duration"]
+        track = table.tracks[index]
+        duration = track.duration
         last = min(offset + k, int(table.counts[index])) - 1
         threshold = self.bundle.analysis.tag_threshold if self.bundle is not None else None
         tags = matched_tags(
@@ -333,10 +333,10 @@ class Searcher:
             matched_tags=tags,
             curve=[round(float(v), 5) for v in curve],
             segment_seconds=self.segment_seconds,
-            title=info["title"],
-            artist=info["artist"],
-            album=info["album"],
-            genre=info["genre"],
-            bpm=info["bpm"],
+            title=track.title,
+            artist=track.artist,
+            album=track.album,
+            genre=track.genre,
+            bpm=track.bpm,
             duration=duration,
         )

@@ -12,6 +12,7 @@ from viml.engine.bundles.manifest import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     BundleError,
+    compute_manifest_hash,
     read_manifest,
     verify_files,
     write_manifest,
@@ -35,6 +36,7 @@ def test_manifest_hashes_every_file(tmp_path: Path) -> None:
     assert set(manifest["files"]) == {"a.onnx", "music/manifest.json"}
     assert read_manifest(tmp_path / "b") == manifest
     assert verify_files(tmp_path / "b", manifest) == []
+    assert manifest["manifest_hash"] == compute_manifest_hash(manifest)  # its own content is covered
 
 
 def test_tampered_and_missing_files_are_named(tmp_path: Path) -> None:
@@ -70,8 +72,11 @@ def test_bad_manifests_are_clear_errors(tmp_path: Path) -> None:
         read_manifest(tmp_path / "b")
     with pytest.raises(ValueError, match="kind"):
         write_manifest(tmp_path / "b", {"name": "b", "kind": "weird", "models": {}, "preprocessing": {}})
-    with pytest.raises(ValueError, match="not in"):
-        write_manifest(tmp_path / "b", {"name": "b", "kind": "demo", "models": {"x": {"file": "nope.onnx"}}})
+    with pytest.raises(BundleError, match="not in the file table"):
+        write_manifest(
+            tmp_path / "b",
+            {"name": "b", "kind": "demo", "models": {"x": {"file": "nope.onnx"}}, "preprocessing": {}},
+        )
 
 
 def test_store_lists_resolves_and_sets_default(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ def same_table(a, b) -> bool:
     return (
         a.paths == b.paths
         and a.hashes == b.hashes
-        and a.info == b.info
+        and a.tracks == b.tracks
         and np.array_equal(a.starts, b.starts)
         and np.array_equal(a.counts, b.counts)
         and np.array_equal(a.segment_starts, b.segment_starts)
@@ -75,7 +75,7 @@ def test_cache_follows_every_write(tmp_path):
         # A write from any other connection (another process, a future writer) is seen the same way.
         with sqlite3.connect(path) as other:
             other.execute("UPDATE tracks SET title = 'retitled' WHERE path = ?", (table.paths[0],))
-        assert check(reader, expect_cached=False).info[0]["title"] == "retitled"
+        assert check(reader, expect_cached=False).tracks[0].title == "retitled"
 
 
 def test_a_new_catalog_at_the_same_path_never_gets_the_old_matrix(tmp_path):

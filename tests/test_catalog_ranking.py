@@ -154,7 +154,7 @@ def test_suggest_finds_the_best_part_of_the_right_track(small_catalog):
     catalog, folder = small_catalog
     assert ensure_space(catalog, IdentitySpace()) == 3
     assert ensure_space(catalog, IdentitySpace()) == 0  # stored: nothing to re-embed
-    target = catalog.music_segments(catalog.track_row(folder / "a.wav")["hash"])
+    target = catalog.music_segments(catalog.track(folder / "a.wav").hash)
     query = target.embeddings[2:4]  # a.wav from 20 s, two segments (a 20 s clip)
     searcher = Searcher(catalog)  # no bundle: ranked in the given space
     results = searcher.rank(query, clip_seconds=20.0, top=3, space_id=IdentitySpace.id)

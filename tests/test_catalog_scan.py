@@ -109,7 +109,7 @@ def test_rescan_is_incremental_and_moves_keep_analysis(tmp_path, monkeypatch):
         assert (moved.linked, moved.touched, moved.removed, moved.analysed) == (2, 1, 3, 1)
         assert CountingAnalyzer.calls == 5  # only the new file was decoded
         assert catalog.counts()["tracks"] == 4
-        assert catalog.track_row(folder / "renamed.wav") is not None
+        assert catalog.track(folder / "renamed.wav") is not None
 
 
 def hostile_folder(root):

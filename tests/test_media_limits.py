@@ -1,7 +1,7 @@
 """Limits (engine/media/limits.py) and bounded memory: decode and analysis go window by window.
 
 Issue 19.3: a 20 KB WAV declaring 1 Hz took 273 s and 7.5 GB, a 10-hour silence over 12 GB, and
-`viml tag --segment-seconds 0.0001` 22 GB. Now such input is refused with a reason, and analysing an
+`viml tag --segment-seconds 0.0001` 22 GB (segment lengths now come from the bundle's analysis spec). Now such input is refused with a reason, and analysing an
 hour of audio holds one segment's spectrogram, not the hour's.
 """
 
@@ -78,11 +78,10 @@ def test_a_tiny_segment_length_is_a_per_file_error_not_a_runaway(ten_seconds):
 
 @pytest.mark.parametrize(
     ("argument", "value", "message"),
-    [("--segment-seconds", "0.0001", "between 1 and 600 seconds"), ("--segment-seconds", "nan", "finite"),
-     ("--segment-seconds", "0", "between 1 and 600"), ("--segment-seconds", "-5", "between 1 and 600"),
-     ("--segment-seconds", "inf", "finite"), ("--segment-seconds", "ten", "not a number"),
-     ("--threshold", "nan", "finite"), ("--threshold", "1.5", "between 0 and 1"),
-     ("--top", "0", "at least 1"), ("--top", "2.5", "not a whole number")],
+    [("--threshold", "nan", "finite"), ("--threshold", "1.5", "between 0 and 1"),
+     ("--threshold", "inf", "finite"), ("--threshold", "ten", "not a number"),
+     ("--top", "0", "at least 1"), ("--top", "2.5", "not a whole number"),
+     ("--jobs", "0", "at least 1"), ("--jobs", "-3", "at least 1")],
 )  # fmt: skip
 def test_viml_tag_refuses_bad_numbers_in_one_line(tmp_path, capsys, argument, value, message):
     from viml.cli import main

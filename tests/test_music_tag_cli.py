@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from media_factory import write_audio, write_random_bytes, write_zero_bytes
 from music_helpers import converted_models, install_models
+from viml.catalog.store import Catalog, default_catalog_path
 from viml.demo.reference_audio import render_piece
 from viml.engine.music.filetags import TagValues, TagWriteError, inplace, read_file, write_tags
 
@@ -61,14 +62,19 @@ def test_tag_folder_outputs_table_json_csv_and_resumes(library, tmp_path, capsys
     rows = list(csv.DictReader(csv_path.open()))
     assert sum(r["path"].endswith("techno.flac") for r in rows) == 1
 
-    # A second run answers from the cache: same results, nothing appended.
-    cache_files = list(isolated_viml_home.glob("cache/music_tags/*.jsonl"))
-    assert cache_files
-    lines_before = sum(len(p.read_text().splitlines()) for p in cache_files)
+    # The results live in the catalog (no second cache): a second run analyses nothing and answers the same.
+    assert not list(isolated_viml_home.glob("cache/music_tags/*"))
+    with Catalog(default_catalog_path(), must_exist=True) as catalog:
+        assert catalog.counts()["tracks"] == 5 and catalog.counts()["errors"] == 4
     assert main(["tag", str(library), "--json", str(json_path)]) == 1
     again = {t["path"].split("music/")[1]: t for t in json.loads(json_path.read_text())["tracks"]}
     assert again == tracks
-    assert sum(len(p.read_text().splitlines()) for p in cache_files) == lines_before
+    with Catalog(default_catalog_path()) as catalog:
+        (last,) = catalog.connection.execute(
+            "SELECT summary FROM scan_runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    summary = json.loads(last)
+    assert (summary["analysed"], summary["unchanged"], summary["still_failing"]) == (0, 5, 4)
 
 
 def test_write_tags_is_a_dry_run_unless_applied(library, capsys):

@@ -15,7 +15,9 @@ from test_layers import RUN_TIME, TORCH_SIDE, import_graph
 def test_run_time_imports_no_torch() -> None:
     graph = import_graph()
     modules = sorted(
-        m for m in graph.module_files() if graph.package_of(m) in (*RUN_TIME, "cli") and not m.endswith("__main__")
+        m
+        for m in graph.module_files()
+        if graph.package_of(m) in (*RUN_TIME, "cli") and not m.endswith("__main__")
     )
     assert len(modules) > 60, modules  # the walk found the packages
     code = (

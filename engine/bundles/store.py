@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,13 +65,16 @@ def resolve_bundle(name_or_path: str | Path | None = None) -> Path:
                 "no default model bundle: build one with `viml bundle build --zero-shot` "
                 f"or choose one with `viml bundle default NAME`{hint}"
             )
-    candidate = Path(name_or_path)
+    text = str(name_or_path)
+    installed = bundles_dir() / text
+    # A bare name is an installed bundle's first: a folder of that name in the working directory (say
+    # ./demo in a checkout) must not shadow it. A path (a separator, ~, . or absolute) is a folder.
+    if os.sep not in text and not text.startswith((".", "~")) and installed.is_dir():
+        return installed
+    candidate = Path(text).expanduser()
     if candidate.is_dir():
         return candidate
-    folder = bundles_dir() / str(name_or_path)
-    if not folder.is_dir():
-        raise BundleError(f"no bundle named {name_or_path!r} in {bundles_dir()} (see `viml bundle list`)")
-    return folder
+    raise BundleError(f"no bundle named {text!r} in {bundles_dir()} (see `viml bundle list`)")
 
 
 def default_bundle_name() -> str | None:

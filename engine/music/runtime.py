@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +32,15 @@ from viml.engine.music.frontend import (
     patch_starts,
     repeat_pad,
 )
-from viml.engine.music.manifest import CONVERT_COMMAND, MANIFEST_NAME, MODEL_NAMES, model_folder
+from viml.engine.music.manifest import (
+    CONVERT_COMMAND,
+    MANIFEST_NAME,
+    MODEL_NAMES,
+    model_folder,
+    verified_file,
+)
 from viml.engine.music.types import MusicSegments
-from viml.engine.segments import DEFAULT_SEGMENT_SECONDS, segment_bounds
+from viml.engine.segments import DEFAULT_MIN_FRACTION, DEFAULT_SEGMENT_SECONDS, segment_bounds
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,10 @@ log = logging.getLogger(__name__)
 BATCH_PATCHES = 16
 # Peak amplitude under which a signal counts as silent (about -80 dBFS).
 SILENCE_PEAK = 1e-4
+
+
+class SilentAudioError(MediaError):
+    """The audio is silent: every tag would describe silence, and nothing can be found by it."""
 
 
 class ModelsMissingError(UserFacingError):
@@ -100,20 +110,40 @@ class MusicModel:
             raise ModelsMissingError(
                 f"{manifest_path} is unreadable ({error}); run `{CONVERT_COMMAND} --force`"
             ) from error
-        if FrontEndConfig(**manifest["front_end"]) != FRONT_END:
+        models = manifest.get("models") if isinstance(manifest, dict) else None
+        if not isinstance(models, dict) or not isinstance(manifest.get("front_end"), dict):
+            raise ModelsMissingError(f"{manifest_path} is malformed; run `{CONVERT_COMMAND} --force`")
+        try:
+            same_front_end = FrontEndConfig(**manifest["front_end"]) == FRONT_END
+        except TypeError:
+            same_front_end = False
+        if not same_front_end:
             raise ModelsMissingError(
                 f"{folder} was converted for another front end; run `{CONVERT_COMMAND} --force`"
             )
+
+        def checked(name: str, entry: object) -> Path:
+            # Every file opened is the converted one: inside the folder, its sha256 as recorded.
+            try:
+                return verified_file(folder, entry)
+            except ValueError as error:
+                raise ModelsMissingError(
+                    f"{folder}: {name}: {error}; run `{CONVERT_COMMAND} --force`"
+                ) from None
+
+        entries = {name: models.get(name) for name in MODEL_NAMES}
+        paths = {name: checked(name, entry) for name, entry in entries.items()}
         fused_entry = manifest.get("fused") if fused else None
-        fused_session = _open(folder / fused_entry["file"], threads, device) if fused_entry else None
+        fused_path = checked("fused graph", fused_entry) if fused_entry else None
+        fused_session = _open(fused_path, threads, device) if fused_path else None
         taggers = []
-        for name in MODEL_NAMES:
-            entry = manifest["models"].get(name)
-            path = folder / entry["file"] if entry else None
-            if path is None or not path.exists():
-                raise ModelsMissingError(f"{folder}: {name} is missing; run `{CONVERT_COMMAND}`")
+        for name, entry in entries.items():
+            if not isinstance(entry.get("vocabulary"), str) or not isinstance(entry.get("tags"), list):
+                raise ModelsMissingError(
+                    f"{manifest_path}: {name} is malformed; run `{CONVERT_COMMAND} --force`"
+                )
             # With the fused graph loaded, the per-model graphs are not needed in memory.
-            session = None if fused_session else _open(path, threads, device)
+            session = None if fused_session else _open(paths[name], threads, device)
             taggers.append(_Tagger(name, entry["vocabulary"], list(entry["tags"]), session))
         log.debug("music model on %s", (fused_session or taggers[0].session).get_providers())
         return cls(taggers, manifest, fused_session=fused_session)
@@ -187,6 +217,7 @@ class MusicModel:
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
         duration: float | None = None,
         min_samples: int = 1,
+        min_fraction: float = DEFAULT_MIN_FRACTION,
     ) -> MusicSegments:
         """`analyze` of consecutive float32 mono blocks at the front end's rate (16 kHz), as they come.
 
@@ -195,7 +226,7 @@ class MusicModel:
         length the segments are cut from (default: the number of samples / 16 kHz). Fewer than
         `min_samples` samples raise ValueError.
         """
-        analysis = _StreamingAnalysis(self, segment_seconds)
+        analysis = _StreamingAnalysis(self, segment_seconds, min_fraction)
         for block in blocks:
             block = np.asarray(block, dtype=np.float32)
             if block.ndim != 1:
@@ -216,17 +247,31 @@ class MusicModel:
         segment_seconds: float = DEFAULT_SEGMENT_SECONDS,
         start: float = 0.0,
         end: float | None = None,
+        refuse_silence: bool = False,
+        min_fraction: float = DEFAULT_MIN_FRACTION,
     ) -> MusicSegments:
         """Decode (PyAV, soxr HQ to 16 kHz mono) and analyse block by block; raises MediaError for
-        unusable files, including files outside `engine.media.limits`. Memory does not grow with the
-        file's length."""
+        unusable files, including files outside `engine.media.limits`, and SilentAudioError for silence
+        when `refuse_silence`. Memory does not grow with the file's length."""
         from viml.engine.media import iter_audio
 
-        blocks = iter_audio(path, self.front_end.sample_rate, start=start, end=end)
+        peak = 0.0
+
+        def blocks() -> Iterator[np.ndarray]:
+            nonlocal peak
+            for block in iter_audio(path, self.front_end.sample_rate, start=start, end=end):
+                if block.size:
+                    peak = max(peak, float(np.abs(block).max()))
+                yield block
+
         try:
-            result = self.analyze_stream(blocks, segment_seconds, min_samples=self.front_end.n_fft)
+            result = self.analyze_stream(
+                blocks(), segment_seconds, min_samples=self.front_end.n_fft, min_fraction=min_fraction
+            )
         except ValueError as error:
             raise MediaError(path, str(error)) from error
+        if refuse_silence and peak < SILENCE_PEAK:
+            raise SilentAudioError(path, "the audio is silent (peak below -80 dBFS): nothing to tag")
         if start:
             result = MusicSegments(
                 result.starts + start,
@@ -320,11 +365,14 @@ class _StreamingAnalysis:
     BATCH_PATCHES in order, as `analyze` always ran them.
     """
 
-    def __init__(self, model: MusicModel, segment_seconds: float) -> None:
+    def __init__(
+        self, model: MusicModel, segment_seconds: float, min_fraction: float = DEFAULT_MIN_FRACTION
+    ) -> None:
         segment_bounds(0.0, 1.0, segment_seconds)  # refuses a bad segment length before any work
         self.model = model
         self.config = model.front_end
         self.segment_seconds = segment_seconds
+        self.min_fraction = min_fraction
         self.frames_per_second = self.config.sample_rate / self.config.hop_length
         self.spectrogram = _StreamingLogMel(self.config)
         self.rows = np.zeros((0, self.config.n_mels), np.float32)  # held rows, from `first_row` on
@@ -351,7 +399,7 @@ class _StreamingAnalysis:
         self._hold(self.spectrogram.finish())
         if duration is None:
             duration = self.spectrogram.received / self.config.sample_rate
-        segments = segment_bounds(0.0, duration, self.segment_seconds)
+        segments = segment_bounds(0.0, duration, self.segment_seconds, self.min_fraction)
         total_rows = self.first_row + len(self.rows)
         for segment in segments[self.analysed :]:
             self._queue(*self._rows_of(segment.start, segment.end, total_rows), segment.index)

@@ -94,6 +94,12 @@ class RuntimeBundle:
     def file_hash(self, role: str) -> str:
         return self.manifest["files"][self.models[role]["file"]]
 
+    def file(self, relative: str) -> Path:
+        """A file the manifest names: only one of its hashed (and so verified) files is ever opened."""
+        if relative not in self.manifest["files"]:
+            raise BundleError(f"bundle {self.name!r} names {relative!r}, which it does not hash; rebuild it")
+        return self.folder / relative
+
     # -- sessions and encoders ---------------------------------------------------------------------
     def model_path(self, role: str) -> Path:
         if role not in self.models:
@@ -103,7 +109,7 @@ class RuntimeBundle:
         use_int8 = variant is not None and (
             self.precision == "int8" or (self.precision == "auto" and self._on_cpu())
         )
-        return self.folder / (variant["file"] if use_int8 else entry["file"])
+        return self.file(variant["file"] if use_int8 else entry["file"])
 
     def session(self, role: str) -> onnxruntime.InferenceSession:
         if role not in self._sessions:
@@ -136,7 +142,7 @@ class RuntimeBundle:
         if entry is None:
             raise BundleError(f"bundle {self.name!r} has no {role.replace('_', ' ')}")
         spec = entry["tokenizer"]
-        path = self.folder / spec["file"]
+        path = self.file(spec["file"])
         if spec["type"] == "clip_bpe":
             tokenizer = ClipTokenizer(path, int(spec["context_length"]))
         else:
@@ -167,15 +173,15 @@ class RuntimeBundle:
         return Towers(self) if "query_tower" in self.models and "music_tower" in self.models else None
 
     def music_model(self) -> MusicModel:
-        """The bundle's own music model (its files were verified with the rest of the bundle)."""
+        """The bundle's own music model: its manifest is one of the bundle's verified files, and
+        `MusicModel.load` checks every file it opens against that manifest's sha256."""
         from viml.engine.music.runtime import MusicModel
 
         if "music_model" not in self.manifest:
             raise BundleError(f"bundle {self.name!r} has no music model")
         device = "cpu" if self.provider == "cpu" else "auto"
-        return MusicModel.load(
-            self.folder / self.manifest["music_model"]["folder"], device=device, threads=self.threads
-        )
+        folder = self.file(f"{self.manifest['music_model']['folder']}/manifest.json").parent
+        return MusicModel.load(folder, device=device, threads=self.threads)
 
 
 def open_bundle(
@@ -201,7 +207,7 @@ def open_bundle(
     }
     if not shared:
         return RuntimeBundle(folder, manifest, **options)
-    key = (str(folder.resolve()), manifest["bundle_hash"], *options.values())
+    key = (str(folder.resolve()), manifest["bundle_hash"], manifest.get("manifest_hash"), *options.values())
     with _open_lock:
         if key not in _opened:
             _opened[key] = RuntimeBundle(folder, manifest, **options)

@@ -6,7 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
-from viml.engine.segments import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS
+from viml.cli.scan import add_catalog_arguments
+from viml.engine.tags import TAG_THRESHOLD
 
 ORDER = 30
 
@@ -17,27 +18,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tag music files or folders (genre, mood, instruments) with the pretrained music model",
         description=(
             "Tag audio files (folders are searched recursively) with musicnn's MTT and MSD taggers, per "
-            "track and per segment. Prints a table; --csv and --json write per-segment tags. Results are "
-            "cached per file (path, size, modification time, model), so an interrupted run on a big "
-            "folder resumes where it stopped. --write-tags shows which genres/moods would be added to "
-            "the files (Picard conventions: ID3 TCON/TMOO, Vorbis GENRE/MOOD, MP4 ©gen/MOOD); add "
-            "--apply to write them (safely: temp copy, verify, replace; existing values are kept)."
+            "track and per segment. The files are scanned into the catalog exactly as `viml scan` does "
+            "(with the bundle's analysis spec; incremental, parallel, resumable after a kill), and the "
+            "results are read back from it. Prints a table; --csv and --json write per-segment tags. "
+            "--write-tags shows which genres/moods would be added to the files (Picard conventions: ID3 "
+            "TCON/TMOO, Vorbis GENRE/MOOD, MP4 ©gen/MOOD); add --apply to write them (in place, with a "
+            "verified backup; existing values are kept)."
         ),
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     parser.add_argument(
-        "--threshold", type=_probability, default=0.3, help="tag probability cut (default 0.3)"
+        "--threshold",
+        type=_probability,
+        default=TAG_THRESHOLD,
+        help=f"tag probability cut (default {TAG_THRESHOLD})",
     )
     parser.add_argument("--top", type=_count, default=5, help="tags per track in the table (default 5)")
-    parser.add_argument(
-        "--segment-seconds",
-        type=_segment_seconds,
-        default=10.0,
-        help=f"segment length, {MIN_SEGMENT_SECONDS:g} to {MAX_SEGMENT_SECONDS:g} s (default 10)",
-    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write all results as JSON")
     parser.add_argument("--csv", type=Path, metavar="PATH", help="write one row per segment as CSV")
-    parser.add_argument("--no-cache", action="store_true", help="ignore and do not update the result cache")
+    add_catalog_arguments(parser)
+    parser.add_argument("-j", "--jobs", type=_count, help="worker processes (default: all CPU cores)")
+    parser.add_argument("--reanalyze", action="store_true", help="analyse every file again, changed or not")
     parser.add_argument("--write-tags", action="store_true", help="plan writing genre/mood into the files")
     parser.add_argument("--apply", action="store_true", help="with --write-tags: really write the files")
     parser.add_argument("--device", choices=["auto", "cpu"], default="auto", help="onnxruntime device")
@@ -71,38 +72,25 @@ def _count(text: str) -> int:
     return value
 
 
-def _segment_seconds(text: str) -> float:
-    """Segments shorter than MIN_SEGMENT_SECONDS multiply the work (0.0001 s took 22 GB)."""
-    value = _finite(text)
-    if not MIN_SEGMENT_SECONDS <= value <= MAX_SEGMENT_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"must be between {MIN_SEGMENT_SECONDS:g} and {MAX_SEGMENT_SECONDS:g} seconds, got {text}"
-        )
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
+    import os
     import sys
 
-    from tqdm import tqdm
-
-    from viml.core.errors import UserFacingError
-    from viml.engine.music.runtime import MusicModel
-    from viml.engine.music.tagging import (
-        ResultCache,
+    from viml.catalog import analysis
+    from viml.catalog.scan import scan
+    from viml.catalog.store import Catalog
+    from viml.catalog.tagging import (
         find_audio_files,
         plan_file_tags,
-        tag_file,
+        results_from_catalog,
         write_csv,
         write_json,
     )
+    from viml.cli.scan import scan_bundle
+    from viml.core.errors import UserFacingError
 
     if args.apply and not args.write_tags:
         raise UserFacingError("--apply only makes sense with --write-tags")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise UserFacingError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    if args.segment_seconds <= 0:
-        raise UserFacingError(f"--segment-seconds must be positive, got {args.segment_seconds}")
     files, missing = find_audio_files(args.paths)
     for path in missing:
         print(f"viml: {path}: no such file or folder", file=sys.stderr)
@@ -113,13 +101,17 @@ def run(args: argparse.Namespace) -> int:
 
         for line in recover(files):
             print(f"viml: {line}", file=sys.stderr)
-    model = MusicModel.load(device=args.device)
-    cache = None if args.no_cache else ResultCache.open(model, args.segment_seconds)
-    results = []
-    for path in tqdm(files, desc="tagging", unit="file", disable=None, file=sys.stderr):
-        results.append(tag_file(model, path, args.segment_seconds, cache))
-    if cache is not None:
-        cache.close()
+    if args.device == "cpu":
+        os.environ["VIML_PROVIDER"] = "cpu"  # this process and the scan's workers
+    bundle = scan_bundle(args.bundle)
+    progress = sys.stderr.isatty()
+    with Catalog(args.catalog) as catalog:
+        for path in args.paths:
+            if path.exists():
+                scan(
+                    catalog, path, jobs=args.jobs, progress=progress, reanalyze=args.reanalyze, bundle=bundle
+                )
+        results = results_from_catalog(catalog, files)
 
     for result in results:
         print(result.table_row(args.threshold, args.top))
@@ -133,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
             if line:
                 print(line)
     if args.json:
-        write_json(args.json, results, model, args.threshold)
+        write_json(
+            args.json, results, analysis.analysis_spec(os.fspath(bundle) if bundle else None), args.threshold
+        )
     if args.csv:
         write_csv(args.csv, results, args.threshold)
     return 1 if failures else 0

@@ -1,20 +1,22 @@
-"""Batch tagging of music files (what `viml tag` runs): discovery, per-file results, a resumable cache, outputs."""
+"""Batch tagging (what `viml tag` runs): the files are scanned into the catalog, which holds every result;
+here are the per-file results read back from it, the outputs (table, JSON, CSV) and file-tag writing."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from viml.core.errors import UserFacingError
-from viml.core.paths import cache_dir
+from viml.catalog.store import Catalog
 from viml.engine.media.extensions import AUDIO_EXTENSIONS
-from viml.engine.music.runtime import MusicModel, is_silent
 from viml.engine.tags import genres_and_moods, merged, tags_above
+
+if TYPE_CHECKING:
+    from viml.engine.bundles.spec import AnalysisSpec
 
 
 @dataclass
@@ -66,93 +68,37 @@ def find_audio_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return unique, missing
 
 
-class ResultCache:
-    """Append-only JSON-lines results keyed by (absolute path, size, mtime, model, segment length).
+def results_from_catalog(catalog: Catalog, files: list[Path]) -> list[TrackResult]:
+    """Each file's tagging result as the catalog holds it (the scan wrote it): tagged with its segments'
+    tag probabilities, silent, or an error with the scan's reason."""
+    from viml.catalog.store import path_key
 
-    Each result is flushed as soon as it is known, so a run stopped at any point resumes; a torn last
-    line (killed mid-write) is simply ignored.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.entries: dict[str, dict] = {}
-        if path.exists():
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        entry = json.loads(line)
-                        self.entries[entry["key"]] = entry["result"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        continue
-        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the whole run
-
-    @classmethod
-    def open(cls, model: MusicModel, segment_seconds: float) -> ResultCache:
-        files = sorted(entry["sha256"] for entry in model.manifest.get("models", {}).values())
-        model_id = hashlib.sha256("".join(files).encode()).hexdigest()[:16]
-        folder = cache_dir() / "music_tags"
-        folder.mkdir(parents=True, exist_ok=True)
-        return cls(folder / f"musicnn-{model_id}-{segment_seconds:g}s.jsonl")
-
-    @staticmethod
-    def key(path: Path) -> str | None:
-        try:
-            info = path.stat()
-        except OSError:
-            return None
-        return f"{path.resolve()}|{info.st_size}|{info.st_mtime_ns}"
-
-    def get(self, path: Path) -> TrackResult | None:
-        key = self.key(path)
-        entry = self.entries.get(key) if key else None
-        return TrackResult(**{**entry, "path": str(path)}) if entry else None
-
-    def put(self, path: Path, result: TrackResult) -> None:
-        key = self.key(path)
-        if key is None or result.status == "error":  # errors are retried next time
-            return
-        self.entries[key] = asdict(result)
-        self._handle.write(json.dumps({"key": key, "result": asdict(result)}) + "\n")
-        self._handle.flush()
-
-    def close(self) -> None:
-        self._handle.close()
-
-
-def tag_file(
-    model: MusicModel, path: Path, segment_seconds: float, cache: ResultCache | None = None
-) -> TrackResult:
-    """Tag one file; every failure becomes an "error" result with a reason, never an exception."""
-    from viml.engine.media import read_audio
-
-    cached = cache.get(path) if cache else None
-    if cached is not None:
-        return cached
-    sample_rate = model.front_end.sample_rate
-    try:
-        audio = read_audio(path, sample_rate)
-        duration = audio.size / sample_rate
-        if audio.size < model.front_end.n_fft:
-            raise UserFacingError(f"too short to tag ({duration:.3f} s of audio)")
-        if is_silent(audio):
-            result = TrackResult(str(path), "silent", "the audio is silent", duration)
-        else:
-            music = model.analyze(audio, sample_rate, segment_seconds)
-            result = TrackResult(
-                str(path),
-                "tagged",
-                duration=duration,
-                starts=[float(s) for s in music.starts],
-                ends=[float(e) for e in music.ends],
-                probabilities={v: np.round(p, 4).tolist() for v, p in music.tag_probabilities.items()},
-                tag_names=music.tag_names,
+    errors = {error["path"]: error for error in catalog.errors()}
+    results = []
+    for path in files:
+        track = catalog.track(path)
+        if track is not None:
+            music = catalog.music_segments(track.hash)
+            results.append(
+                TrackResult(
+                    str(path),
+                    "tagged",
+                    duration=float(track.duration or music.ends[-1]),
+                    starts=[float(t) for t in music.starts],
+                    ends=[float(t) for t in music.ends],
+                    probabilities={v: np.round(p, 4).tolist() for v, p in music.tag_probabilities.items()},
+                    tag_names=music.tag_names,
+                )
             )
-    except (UserFacingError, ValueError, MemoryError) as error:
-        reason = getattr(error, "reason", None) or str(error)
-        return TrackResult(str(path), "error", reason)
-    if cache is not None:
-        cache.put(path, result)
-    return result
+            continue
+        error = errors.get(path_key(os.path.abspath(path)))
+        if error is not None and error["kind"] == "silent":
+            results.append(TrackResult(str(path), "silent", error["message"]))
+        elif error is not None:
+            results.append(TrackResult(str(path), "error", f"{error['kind']}: {error['message']}"))
+        else:
+            results.append(TrackResult(str(path), "error", "not catalogued (the scan skipped it)"))
+    return results
 
 
 def plan_file_tags(result: TrackResult, threshold: float, apply: bool) -> str | None:
@@ -181,7 +127,7 @@ def _tag_list(tags: list[tuple[str, str, float]]) -> list[dict]:
     return [{"vocabulary": v, "tag": t, "probability": round(p, 4)} for v, t, p in tags]
 
 
-def write_json(path: Path, results: list[TrackResult], model: MusicModel, threshold: float) -> None:
+def write_json(path: Path, results: list[TrackResult], spec: AnalysisSpec, threshold: float) -> None:
     tracks = []
     for result in results:
         genres, moods = result.genres_and_moods(threshold)
@@ -201,7 +147,9 @@ def write_json(path: Path, results: list[TrackResult], model: MusicModel, thresh
             }
         )
     document = {
-        "model": {name: entry["sha256"] for name, entry in model.manifest.get("models", {}).items()},
+        "analysis": spec.analysis_id,
+        "model": {"name": spec.music_model, "files": spec.music_model_files},
+        "segment_seconds": spec.segment_seconds,
         "threshold": threshold,
         "tracks": tracks,
     }
