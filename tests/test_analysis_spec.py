@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
+from pathlib import Path
 
 import e2e_helpers as e2e
 import pytest
+from viml.engine.bundles.manifest import read_manifest, write_manifest
 from viml.engine.bundles.spec import AnalysisSpec, spec_from_manifest
 
 
@@ -63,6 +66,14 @@ def test_cli_bundles_carry_the_spec_their_training_used() -> None:
     assert spec_from_manifest(zero_shot).analysis_id == spec_from_manifest(demo).analysis_id
 
 
+def edit_manifest(folder: Path, edit: Callable[[dict], object]) -> None:
+    """Change a bundle's manifest the way the project does: through its writer (files and manifest
+    rehashed), so it stays a valid bundle; a manifest edited by hand is refused."""
+    manifest = read_manifest(folder)
+    edit(manifest)
+    write_manifest(folder, manifest)
+
+
 def test_scan_reanalyses_for_a_bundle_with_another_spec(tmp_path) -> None:
     home = e2e.home()
     music = str(e2e.world().root / "music")
@@ -70,9 +81,7 @@ def test_scan_reanalyses_for_a_bundle_with_another_spec(tmp_path) -> None:
     ten = e2e.zero_shot_bundle()
     five = tmp_path / "zero-shot-5s"
     shutil.copytree(ten, five)
-    manifest = json.loads((five / "manifest.json").read_text())
-    manifest["analysis"]["segment_seconds"] = 5.0
-    (five / "manifest.json").write_text(json.dumps(manifest))
+    edit_manifest(five, lambda manifest: manifest["analysis"].update(segment_seconds=5.0))
 
     def scan(bundle) -> dict:
         done = e2e.viml("scan", music, "--catalog", str(catalog), "--bundle", str(bundle), "--json", "-j", "1",
