@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from viml.catalog.schema import SchemaTooNewError, migrate
+from viml.catalog.schema import SCHEMA_VERSION, SchemaTooNewError, migrate
 from viml.core.errors import UserFacingError
 from viml.core.paths import viml_home
 from viml.engine.music.types import MusicSegments
@@ -89,13 +89,58 @@ class TrackTable:
     tracks: list[Track]  # per track: its record (file tags, duration, folder), aligned with `paths`
 
 
+class CatalogWriteError(UserFacingError):
+    """A write the disk or SQLite refused; the catalog keeps every earlier commit (one file each)."""
+
+    def __init__(self, path: Path, error: sqlite3.Error) -> None:
+        reason = str(error)
+        unchanged = "the catalog is unchanged since the last committed file"
+        if "readonly" in reason:
+            advice = (
+                "it is read-only (a search needs no write access; a scan, --mark-used and the first "
+                "search with a new bundle do)"
+            )
+        elif "locked" in reason:
+            advice = f"another program holds it; {unchanged}: try again when it is done"
+        elif "full" in reason:
+            advice = f"{unchanged}; free space and scan again to resume"
+        else:
+            advice = f"{unchanged}; free space (or check the disk) and scan again to resume"
+        super().__init__(f"cannot write the catalog {path}: {reason}; {advice}")
+
+
 class Catalog:
-    def __init__(self, path: str | os.PathLike | None = None, *, must_exist: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        must_exist: bool = False,
+        read_only: bool | None = None,
+    ) -> None:
+        """Open (or create) the catalog at `path`.
+
+        read_only None (searches, exports, the desktop's reads): read-only when the catalog exists but it
+        or its folder cannot be written (a read-only disk or share), else read-write. True: read-only.
+        False: read-write, refused up front when the catalog cannot be written (scans). A read-only
+        catalog is never migrated, so one whose schema is older than this ViML's is refused.
+        """
         self.path = Path(path) if path is not None else default_catalog_path()
-        if must_exist and not self.path.exists():
+        exists = self.path.exists()
+        if (must_exist or read_only) and not exists:
             raise UserFacingError(f"no catalog at {self.path}; run `viml scan FOLDER` first")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        writable = not exists or _writable(self.path)
+        if read_only is False and not writable:
+            raise UserFacingError(
+                f"the catalog {self.path} is read-only (the file or its folder cannot be written); "
+                "this needs write access: copy it somewhere writable or choose another --catalog"
+            )
+        self.read_only = bool(read_only) or not writable
         try:
+            if self.read_only:
+                self.connection = _connect_read_only(self.path)
+                _check_read_only_schema(self.connection, self.path)
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we open transactions ourselves (BEGIN IMMEDIATE) so writes are atomic.
             self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
             self.connection.execute("PRAGMA journal_mode=WAL")
@@ -104,9 +149,17 @@ class Catalog:
             self.connection.execute("PRAGMA foreign_keys=ON")
             migrate(self.connection)
         except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError) and not self.read_only:
+                # a full, read-only or failing disk, not a bad file (a failed ROLLBACK hides the first error)
+                cause = error.__context__ if isinstance(error.__context__, sqlite3.Error) else error
+                raise CatalogWriteError(self.path, cause) from error
             raise UserFacingError(f"{self.path} is not a usable ViML catalog: {error}") from error
         except SchemaTooNewError as error:
             raise UserFacingError(str(error)) from error
+        except OSError as error:
+            raise UserFacingError(
+                f"cannot create the catalog {self.path}: {error.strerror or error}"
+            ) from error
 
     def close(self) -> None:
         self.connection.close()
@@ -119,13 +172,19 @@ class Catalog:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.connection.execute("BEGIN IMMEDIATE")
+        """One write, all or nothing. A write SQLite refuses (a full disk, a read-only file or disk, an I/O
+        error) is rolled back and raised as CatalogWriteError: one line, and every earlier commit stays."""
         try:
-            yield self.connection
-        except BaseException:
-            self.connection.execute("ROLLBACK")
-            raise
-        self.connection.execute("COMMIT")
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.connection
+                self.connection.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL)
+                    self.connection.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            raise CatalogWriteError(self.path, error) from error
 
     # --- scan runs ---------------------------------------------------------------------------------
 
@@ -517,6 +576,43 @@ class Catalog:
     def errors(self) -> list[dict]:
         rows = self.connection.execute("SELECT path, kind, message FROM errors ORDER BY path")
         return [{"path": p, "kind": k, "message": m} for p, k, m in rows]
+
+
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write the catalog: the file, and its folder (WAL's -wal and -shm files live there)."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection. WAL readers need the -shm file: in a folder that cannot be written, with
+    none left behind by a writer, SQLite opens the file only as immutable (no writer can be at work then,
+    since a writer keeps -wal and -shm next to the catalog)."""
+    uri = path.absolute().as_uri()
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        connection = sqlite3.connect(f"{uri}?{options}", uri=True, isolation_level=None, timeout=30.0)
+        try:
+            connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return connection
+        except sqlite3.OperationalError:
+            connection.close()
+            if options != "mode=ro":
+                raise
+    raise AssertionError("unreachable")
+
+
+def _check_read_only_schema(connection: sqlite3.Connection, path: Path) -> None:
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"catalog schema version {version} is newer than this ViML ({SCHEMA_VERSION}); update ViML"
+        )
+    if version < SCHEMA_VERSION:
+        raise UserFacingError(
+            f"the catalog {path} is read-only and has schema version {version}, older than this ViML's "
+            f"({SCHEMA_VERSION}): scan once with write access (`viml scan FOLDER --catalog {path}`) to "
+            "upgrade it"
+        )
+    connection.execute("PRAGMA query_only=ON")
 
 
 def _stack_tags(music: MusicSegments) -> np.ndarray:

@@ -13,6 +13,10 @@ tag_table.json: every MTT/MSD tag maps onto a concept such as `piano`, `vocals`,
                                suppress X (Y, Z)        removed
     plain mention ("sad piano") optional boost `mention_weight` (default 0), kept in the text
 
+A weight is a finite number > 0 (`piano^0.5`, `piano^3`): anything else after `^` (`^nan`, `^inf`, `^0`,
+`^-1`, a bare `^`) is refused with a UserFacingError naming the token, rather than guessed at; use `-X`
+or "no X" to suppress.
+
 "no vocals" / "without singing" / "non-vocal" suppress any voice (the highest of the vocals, female and
 male vocals and choir tags); "instrumental" boosts nothing unless weighted, like any plain mention;
 "not instrumental" suppresses `instrumental`. Words that are no concept of the table are left to the
@@ -30,10 +34,12 @@ clip query (K rows) is treated the same way.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from viml.core.errors import UserFacingError
 from viml.engine.text.tagset import TagTable, load_table
 
 TERM_SCALE = 0.25  # one unit of weight moves a fully confident segment by a quarter of the cosine range
@@ -41,7 +47,8 @@ NEGATORS = frozenset({"no", "not", "without", "non", "never", "minus", "except",
 NEGATION_REACH = 3  # words between a negator and the concept it negates ("no heavy drums")
 ANY_VOCALS = "any vocals"  # pseudo-concept: the highest of every voice concept's tags
 _VOCAL_FAMILY = ("vocals", "female vocals", "male vocals", "choir")
-_TOKEN = re.compile(r'[+-]?"[^"]+"(?:\^[0-9.]+)?|[+-]?[\w&\'-]+(?:\^[0-9.]+)?|[,;.!?]')
+_WEIGHT = r"(?:\^(?:[\w+-]|\.(?=\w))*)?"  # ^ and whatever follows it (checked in _split_marks)
+_TOKEN = re.compile(rf'[+-]?"[^"]+"{_WEIGHT}|[+-]?[\w&\'-]+{_WEIGHT}|[,;.!?]')
 
 
 @dataclass(frozen=True)
@@ -185,9 +192,11 @@ def _split_marks(token: str) -> tuple[str | None, str, float | None]:
     core = token[1:] if sign else token
     weight = None
     if "^" in core:
-        head, _, number = core.rpartition("^")
-        if re.fullmatch(r"\d+(\.\d*)?|\.\d+", number):
-            core, weight = head, float(number)
+        core, _, number = core.rpartition("^")
+        weight = float(number) if re.fullmatch(r"\d+(\.\d*)?|\.\d+", number) else math.nan
+        if not (math.isfinite(weight) and weight > 0):  # ^nan, ^inf, ^0, ^-1, ^ and 400 digits
+            shown = token if len(token) <= 40 else token[:37] + "..."
+            raise UserFacingError(f"bad weight in {shown!r}: put a number > 0 after ^, e.g. {core[:30]}^2")
     return sign, core, weight
 
 

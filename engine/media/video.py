@@ -76,6 +76,7 @@ def iter_segment_frames(
     if short_side <= 0:
         raise ValueError(f"short_side must be positive, got {short_side}")
     with open_media(path) as container:
+        _refuse_audio_only(container, path)
         stream = first_decodable(container, "video", path)
         duration = stream_duration(container, stream) or container_duration(container, path)
         if duration <= 0:
@@ -89,6 +90,17 @@ def iter_segment_frames(
             zero = origin(container)
             container.seek(int((start + zero) / stream.time_base), stream=stream, backward=True)
         yield from _sample(container, stream, path, segments, fps, short_side, end)
+
+
+def _refuse_audio_only(container, path: str | os.PathLike) -> None:
+    """An audio file given as the video: say so. Its cover picture (a one-frame 'video' stream marked as
+    an attached picture) is no video: decoding it would stop after one frame and read as truncated."""
+    streams = container.streams
+    if any(not stream.disposition & av.stream.Disposition.attached_pic for stream in streams.video):
+        return
+    only = ", only a cover picture" if streams.video else ""
+    audio = " (an audio file?)" if streams.audio else ""
+    raise MediaError(path, f"no video stream{only}{audio}; give a video clip")
 
 
 def _sample(container, stream, path, segments, fps, short_side, end) -> Iterator[SegmentFrames]:

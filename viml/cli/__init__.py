@@ -8,8 +8,10 @@ Each command module `viml/cli/<name>.py` defines `register(subparsers)` that add
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import pkgutil
 import sys
 
@@ -54,3 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     except UserFacingError as error:
         print(f"viml: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `viml tags | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:  # a full or read-only disk, a folder gone mid-run: one line, no traceback
+        hint = "; free space and try again" if error.errno in DISK_FULL else ""
+        print(f"viml: error: {describe_os_error(error)}{hint}", file=sys.stderr)
+        return 1
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def describe_os_error(error: OSError) -> str:
+    """'No space left on device: /x/y' from an OSError."""
+    names = " -> ".join(os.fsdecode(n) for n in (error.filename, error.filename2) if n is not None)
+    return f"{error.strerror or error}" + (f": {names}" if names else "")

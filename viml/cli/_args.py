@@ -66,3 +66,7 @@ def output_file(text: str) -> str:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
     return text
+
+
+def output_path(text: str) -> Path:
+    return Path(output_file(text))

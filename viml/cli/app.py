@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from viml.cli._args import output_file
+from viml.cli.suggest import parse_time
+
 ORDER = 80
 
 
@@ -18,12 +21,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("video", nargs="?", help="video clip to open")
-    parser.add_argument("--in", dest="in_point", type=float, metavar="SECONDS", help="clip in point")
-    parser.add_argument("--out", dest="out_point", type=float, metavar="SECONDS", help="clip out point")
+    parser.add_argument("--in", dest="in_point", type=parse_time, metavar="SECONDS", help="clip in point")
+    parser.add_argument("--out", dest="out_point", type=parse_time, metavar="SECONDS", help="clip out point")
     parser.add_argument("--prompt", help="start with this prompt")
     parser.add_argument("--catalog", metavar="PATH", help="catalog database (remembered)")
     parser.add_argument("--bundle", metavar="PATH", help="model bundle name or folder (remembered)")
-    parser.add_argument("--screenshot", metavar="PNG", help="save a screenshot once idle and exit")
+    parser.add_argument(
+        "--screenshot", type=output_file, metavar="PNG", help="save a screenshot once idle and exit"
+    )
     parser.add_argument(
         "--state", choices=("main", "batch-tag"), default="main", help="what --screenshot shows"
     )

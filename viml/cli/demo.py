@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from viml.cli._args import positive_count, seed, whole
+
 ORDER = 10
+MIN_PIECES = 4  # two to train on (InfoNCE needs a negative), one to validate, one to test
 
 
 def register(subparsers) -> None:
@@ -20,9 +23,14 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("--folder", type=Path, help="where the demo keeps its data (default: VIML_HOME/demo)")
-    parser.add_argument("--pieces", type=int, default=240, help="music videos in the world (default 240)")
-    parser.add_argument("--steps", type=int, default=1200, help="training steps (default 1200)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pieces",
+        type=whole(MIN_PIECES),
+        default=240,
+        help=f"music videos in the world, at least {MIN_PIECES} (default 240)",
+    )
+    parser.add_argument("--steps", type=positive_count, default=1200, help="training steps (default 1200)")
+    parser.add_argument("--seed", type=seed, default=0)
     parser.set_defaults(func=run)
 
 

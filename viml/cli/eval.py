@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from viml.cli._args import output_file, positive_count, whole
+
 ORDER = 40
 
 
@@ -24,20 +26,19 @@ def register(subparsers) -> None:
         "--level", choices=["track", "clip"], default="track",
         help="the paper's pool: track level N=2000 (default) or clip level N=500",
     )  # fmt: skip
-    parser.add_argument("--pool", type=int, help="pool size N (default: the level's)")
+    parser.add_argument("--pool", type=whole(2), help="pool size N (default: the level's)")
     parser.add_argument("--split", default="test")
     parser.add_argument(
         "--query-text",
         default="none,tags",
         help="comma-separated query texts: none, tags, data2text, heldout",
     )
-    parser.add_argument("--window", type=int, default=3, help="segments per query clip")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--window", type=positive_count, default=3, help="segments per query clip")
+    parser.add_argument("--json", type=output_file, help="also write the results here")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from viml.core.errors import UserFacingError
     from viml.training.evaluate import CLIP_LEVEL_POOL, TRACK_LEVEL_POOL, EvalConfig, evaluate
     from viml.training.features import FeatureSet
     from viml.training.metrics import chance
@@ -45,8 +46,6 @@ def run(args) -> int:
     from viml.training.pipeline import Row, format_table
 
     pool = args.pool or (CLIP_LEVEL_POOL if args.level == "clip" else TRACK_LEVEL_POOL)
-    if pool < 2:
-        raise UserFacingError(f"--pool must be at least 2, got {pool}")
     path = args.model / "model.safetensors" if args.model.is_dir() else args.model
     model, metadata = load_checkpoint(path)
     features = FeatureSet.load(args.features)
@@ -62,7 +61,7 @@ def run(args) -> int:
     print(format_table(rows, f"{len(items)} {args.split} clips, pool N={rows[0].result.pool_size}"))
     print(f"frame encoder: {metadata.get('frame_encoder', 'unknown')}")
     if args.json:
-        args.json.write_text(
+        Path(args.json).write_text(
             json.dumps(
                 [{"method": r.name, "query text": r.query_text, **r.result.row()} for r in rows], indent=2
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from viml.cli._args import seed
+
 ORDER = 20
 
 
@@ -29,7 +31,7 @@ def register(subparsers) -> None:
         "--text-encoder", choices=("minilm", "clip"), default="minilm", help="prompt encoder (default minilm)"
     )
     parser.add_argument("--download", action="store_true", help="allow downloading CLIP weights")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the text synthesis")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the text synthesis")
     parser.set_defaults(func=run)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from viml.cli._args import positive, positive_count
 from viml.core.errors import UserFacingError
 
 if TYPE_CHECKING:
@@ -42,12 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("folder", help="music folder to scan (recursively)")
     add_catalog_arguments(parser)
-    parser.add_argument("-j", "--jobs", type=int, help="worker processes (default: all CPU cores)")
+    parser.add_argument("-j", "--jobs", type=positive_count, help="worker processes (default: all CPU cores)")
     parser.add_argument(
         "--watch", action="store_true", help="keep rescanning for new, changed, removed files"
     )
     parser.add_argument(
-        "--interval", type=float, default=10.0, help="seconds between rescans with --watch (default 10)"
+        "--interval", type=positive, default=10.0, help="seconds between rescans with --watch (default 10)"
     )
     parser.add_argument(
         "--reanalyze",
@@ -70,18 +70,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from viml.cli import DISK_FULL, describe_os_error
+
+    try:
+        return _run(args)
+    except OSError as error:  # e.g. the disk filled up: every file is committed on its own, so say so
+        then = "free space and scan again" if error.errno in DISK_FULL else "scan again"
+        raise UserFacingError(
+            f"{describe_os_error(error)}; the catalog is unchanged since the last committed file; "
+            f"{then} to resume"
+        ) from error
+
+
+def _run(args: argparse.Namespace) -> int:
     from viml.catalog import analysis
     from viml.catalog.scan import scan, watch
     from viml.catalog.store import Catalog
 
-    if args.jobs is not None and args.jobs < 1:
-        raise UserFacingError(f"--jobs must be 1 or more, got {args.jobs}")
-    if args.watch and not (math.isfinite(args.interval) and args.interval > 0):
-        raise UserFacingError(f"--interval must be a number of seconds > 0, got {args.interval}")
     spec = args.analyzer or analysis.DEFAULT_ANALYZER
     progress = not args.quiet and sys.stderr.isatty()
     bundle = scan_bundle(args.bundle)
-    with Catalog(args.catalog) as catalog:
+    with Catalog(args.catalog, read_only=False) as catalog:
 
         def report(summary: ScanSummary) -> None:
             result = summary.as_dict()

@@ -9,6 +9,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
+from viml.cli._args import fraction, output_file, positive_count
 from viml.cli.scan import add_catalog_arguments
 from viml.core.errors import UserFacingError
 
@@ -26,16 +27,6 @@ def parse_time(text: str) -> float:
     for part in text.strip().split(":"):
         seconds = seconds * 60 + float(part)
     return seconds
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
 
 
 def parse_range(text: str) -> tuple[float | None, float | None]:
@@ -81,14 +72,16 @@ def filters_from(args: argparse.Namespace) -> Filters:
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", "--top", type=positive_int, default=10, help="how many tracks (default 10)")
+    parser.add_argument("-n", "--top", type=positive_count, default=10, help="how many tracks (default 10)")
     parser.add_argument(
         "--format",
         choices=["table", "json", "csv", "otio"],
         default="table",
         help="output format (default table)",
     )
-    parser.add_argument("-o", "--output", metavar="PATH", help="write to this file instead of the terminal")
+    parser.add_argument(
+        "-o", "--output", type=output_file, metavar="PATH", help="write to this file instead of the terminal"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -110,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--prompt", help="what the music should be like, in words")
     parser.add_argument(
-        "--influence", type=float, default=0.5, metavar="W",
+        "--influence", type=fraction, default=0.5, metavar="W",
         help="how much the prompt counts against the picture, 0..1 (default 0.5)",
     )  # fmt: skip
     add_catalog_arguments(parser)
@@ -135,8 +128,10 @@ def run(args: argparse.Namespace) -> int:
     from viml.catalog.store import Catalog
     from viml.engine.runtime import open_bundle
     from viml.search import Searcher
+    from viml.search.prompt_terms import parse_prompt
 
     request = request_from(args)  # every value checked before anything is opened
+    parse_prompt(request.prompt)  # a bad ^weight too
     bundle = open_bundle(args.bundle)
     with Catalog(args.catalog, must_exist=True) as catalog:
         result = Searcher(catalog, bundle).suggest(request, progress=sys.stderr.isatty())

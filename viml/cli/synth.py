@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from viml.cli._args import fraction, output_file, positive, positive_count, seed, whole
+
 ORDER = 60
 METHOD_CHOICES = ("tags", "data2text", "prompt2text", "heldout")
 
@@ -29,20 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("tags", nargs="?", metavar="TAGS.jsonl", help="tagged collection (JSONL)")
     parser.add_argument("--method", choices=METHOD_CHOICES, default="data2text", help="default data2text")
     parser.add_argument(
-        "--per-item", type=int, default=1, metavar="N", help="distinct texts per item (default 1)"
+        "--per-item", type=positive_count, default=1, metavar="N", help="distinct texts per item (default 1)"
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.3, help="lowest tag probability used (default 0.3)"
+        "--threshold", type=fraction, default=0.3, help="lowest tag probability used (default 0.3)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed; same seed, same texts (default 0)")
-    parser.add_argument("-o", "--out", required=True, metavar="PATH", help="texts JSONL to write")
+    parser.add_argument("--seed", type=seed, default=0, help="seed; same seed, same texts (default 0)")
+    parser.add_argument(
+        "-o", "--out", type=output_file, required=True, metavar="PATH", help="texts JSONL to write"
+    )
     llm = parser.add_argument_group("prompt2text (language model server)")
     llm.add_argument("--llm-url", help="OpenAI-compatible base URL, e.g. http://localhost:8080/v1")
     llm.add_argument("--llm-model", help="model name the server knows")
     llm.add_argument("--llm-api-key", help="API key (better: VIML_LLM_API_KEY)")
-    llm.add_argument("--timeout", type=float, help="seconds per request (default 60)")
-    llm.add_argument("--retries", type=int, help="retries per request on 429/5xx/timeouts (default 5)")
-    llm.add_argument("--rpm", type=float, help="at most this many requests per minute")
+    llm.add_argument("--timeout", type=positive, help="seconds per request (default 60)")
+    llm.add_argument("--retries", type=whole(0), help="retries per request on 429/5xx/timeouts (default 5)")
+    llm.add_argument("--rpm", type=positive, help="at most this many requests per minute")
     llm.add_argument(
         "--exemplars", metavar="PATH", help="exemplar pairs (JSON/JSONL) instead of the built-in ones"
     )
@@ -54,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     captions.add_argument(
         "--exemplars-out",
+        type=output_file,
         metavar="PATH",
         help="with --import-captions and TAGS: also write exemplars for prompt2text",
     )
@@ -64,10 +69,6 @@ def run(args: argparse.Namespace) -> int:
     from viml.core.errors import UserFacingError
     from viml.engine.text import read_tagged, synthesize_collection, write_texts
 
-    if args.per_item < 1:
-        raise UserFacingError("--per-item must be at least 1")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise UserFacingError("--threshold must be between 0 and 1")
     for given in (args.tags, args.import_captions, args.exemplars):
         if given and Path(given).resolve() == Path(args.out).resolve():
             raise UserFacingError(f"--out {args.out} would overwrite the input {given}; choose another path")

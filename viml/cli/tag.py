@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from viml.cli._args import output_path
 from viml.cli.scan import add_catalog_arguments
 from viml.engine.tags import TAG_THRESHOLD
 
@@ -34,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"tag probability cut (default {TAG_THRESHOLD})",
     )
     parser.add_argument("--top", type=_count, default=5, help="tags per track in the table (default 5)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="write all results as JSON")
-    parser.add_argument("--csv", type=Path, metavar="PATH", help="write one row per segment as CSV")
+    parser.add_argument("--json", type=output_path, metavar="PATH", help="write all results as JSON")
+    parser.add_argument("--csv", type=output_path, metavar="PATH", help="write one row per segment as CSV")
     add_catalog_arguments(parser)
     parser.add_argument("-j", "--jobs", type=_count, help="worker processes (default: all CPU cores)")
     parser.add_argument("--reanalyze", action="store_true", help="analyse every file again, changed or not")
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["VIML_PROVIDER"] = "cpu"  # this process and the scan's workers
     bundle = scan_bundle(args.bundle)
     progress = sys.stderr.isatty()
-    with Catalog(args.catalog) as catalog:
+    with Catalog(args.catalog, read_only=False) as catalog:
         for path in args.paths:
             if path.exists():
                 scan(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from viml.cli._args import fraction, output_file
 from viml.cli.scan import add_catalog_arguments
 
 ORDER = 32
@@ -23,9 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--format", choices=["csv", "json"], default="csv", help="output format (default csv)"
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.3, help="lowest tag probability listed (default 0.3)"
+        "--threshold", type=fraction, default=0.3, help="lowest tag probability listed (default 0.3)"
     )
-    parser.add_argument("-o", "--output", metavar="PATH", help="write to this file instead of the terminal")
+    parser.add_argument(
+        "-o", "--output", type=output_file, metavar="PATH", help="write to this file instead of the terminal"
+    )
     parser.set_defaults(func=run)
 
 

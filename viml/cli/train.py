@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from viml.cli._args import fraction, positive, positive_count, seed, whole
+
 ORDER = 30
 
 
@@ -18,23 +20,27 @@ def register(subparsers) -> None:
     )
     parser.add_argument("features", type=Path, help="feature cache folder (from `viml features`)")
     parser.add_argument("--out", type=Path, required=True, help="run folder for checkpoints")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (AdamW)")
+    parser.add_argument("--steps", type=positive_count, default=1500)
+    parser.add_argument(
+        "--batch-size", type=whole(2), default=64, help="clips per step, at least 2 (InfoNCE needs negatives)"
+    )
+    parser.add_argument("--lr", type=positive, default=5e-4, help="peak learning rate (AdamW)")
     parser.add_argument(
         "--model", default="viml-small", metavar="NAME",
         help="model size: a config in training/model_configs (viml-small, viml-base; default viml-small)",
     )  # fmt: skip
     parser.add_argument(
-        "--text-dropout", type=float, default=0.8, help="probability of NULL text (default 0.8)"
+        "--text-dropout", type=fraction, default=0.8, help="probability of NULL text (default 0.8)"
     )
     parser.add_argument(
         "--train-text",
         default="tags",
         help="comma-separated text methods to train with (tags, data2text, prompt2text), or 'none' for video only",
     )
-    parser.add_argument("--window", type=int, default=3, help="segments per training clip (default 3 = 30 s)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--window", type=positive_count, default=3, help="segments per training clip (default 3 = 30 s)"
+    )
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.set_defaults(func=run)
 

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections import Counter
 
+from viml.cli._args import number, positive_count, seed
+
 ORDER = 80
 
 
@@ -22,17 +24,21 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="world_command", metavar="ACTION")
     generate = commands.add_parser("generate", help="write a new world into a folder")
     generate.add_argument("out", help="output folder (new or empty)")
-    generate.add_argument("--pieces", type=int, default=300, help="number of pieces (default 300)")
-    generate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    generate.add_argument("--pieces", type=positive_count, default=300, help="number of pieces (default 300)")
+    generate.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     generate.add_argument(
-        "--seconds", type=float, nargs=2, default=(20.0, 40.0), metavar=("MIN", "MAX"),
+        "--seconds", type=number(1.0), nargs=2, default=(20.0, 40.0), metavar=("MIN", "MAX"),
         help="range of piece lengths in seconds (default 20 40)",
     )  # fmt: skip
-    generate.add_argument("--sample-rate", type=int, default=24000, help="audio sample rate (default 24000)")
+    generate.add_argument(
+        "--sample-rate", type=positive_count, default=24000, help="audio sample rate (default 24000)"
+    )
     generate.add_argument(
         "--video-audio", action="store_true", help="put the music on the videos' sound track"
     )
-    generate.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    generate.add_argument(
+        "--workers", type=positive_count, default=None, help="processes (default: CPU count)"
+    )
     generate.add_argument("--force", action="store_true", help="replace a world already in OUT")
     generate.set_defaults(func=run_generate)
     info = commands.add_parser("info", help="summarise a world folder")
