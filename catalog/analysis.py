@@ -99,12 +99,13 @@ BUNDLE_ENV = "VIML_ANALYSIS_BUNDLE"
 
 
 def analysis_spec(bundle_folder: str | None = None) -> AnalysisSpec:
-    """The spec a scan analyses with: the bundle's own, or the converted musicnn's with the default rules."""
+    """The spec a scan analyses with: the bundle's own (`bundle_folder`, else the scan's bundle), or the
+    converted musicnn's with the default rules ("" asks for the latter whatever the scan's bundle)."""
     from viml.engine.bundles.manifest import hash_files
     from viml.engine.bundles.spec import AnalysisSpec, music_model_files
     from viml.engine.music.manifest import model_folder
 
-    folder = bundle_folder or os.environ.get(BUNDLE_ENV)
+    folder = os.environ.get(BUNDLE_ENV) if bundle_folder is None else bundle_folder
     if folder:
         return _bundle(folder).analysis
     return AnalysisSpec(music_model_files=music_model_files(hash_files(model_folder())))
@@ -121,7 +122,14 @@ def load_music_model() -> MusicModelAnalyzer:
         bundle = _bundle(folder, threads)
         if "music_model" in bundle.manifest:
             return MusicModelAnalyzer(bundle.music_model(), bundle.analysis)
-        # A bundle built without its music model names the converted one's files in its spec.
+        # A bundle built without its music model names the converted one's files in its spec: they must
+        # be the files that are really there, or the analysis would carry another model's id.
+        converted = analysis_spec("").music_model_files
+        if converted != bundle.analysis.music_model_files:
+            raise UserFacingError(
+                f"bundle {bundle.name!r} was built for another conversion of the music model than the one "
+                "installed; rebuild the bundle, or scan with a bundle that includes its music model"
+            )
         return MusicModelAnalyzer(MusicModel.load(threads=threads), bundle.analysis)
     spec = analysis_spec()
     return MusicModelAnalyzer(MusicModel.load(threads=threads), spec)

@@ -639,7 +639,13 @@ def scan_lock(catalog_path: str | os.PathLike) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock (write_analysis is safe to race anyway)
         yield
         return
-    fd = os.open(f"{os.fspath(catalog_path)}-scan.lock", os.O_RDWR | os.O_CREAT, 0o644)  # not inherited
+    lock = f"{os.fspath(catalog_path)}-scan.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited
+    except OSError as error:
+        raise UserFacingError(
+            f"cannot scan into {catalog_path}: its folder is not writable ({error.strerror or error})"
+        ) from error
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

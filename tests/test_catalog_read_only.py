@@ -141,3 +141,19 @@ def test_read_only_on_request(catalogued):
     with Catalog(folder / "catalog.sqlite") as catalog:  # writable: opened for writing, as before
         assert not catalog.read_only
         catalog.mark_used([paths[0]])
+
+
+def test_a_library_scan_into_an_unwritable_folder_says_so_in_one_line(tmp_path, monkeypatch):
+    """Not only the CLI: the scan itself (the desktop calls it in a child, others as a library)."""
+    import os
+
+    import pytest
+    from viml.catalog.store import scan_lock
+    from viml.core.errors import UserFacingError
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(UserFacingError, match="folder is not writable"), scan_lock(tmp_path / "c.sqlite"):
+        pass
