@@ -201,8 +201,8 @@ def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
 
 
 def read_file_tags(path: str) -> tuple[str | None, float | None, FileTags]:
-    """Container format, duration and title/artist/album/first genre/BPM (`engine.music.filetags`, the
-    same readers tag writing uses); nothing if mutagen cannot open the file."""
+    """Container format, duration, title/artist/album/first genre/BPM and every text field as words
+    (`engine.music.filetags`, the same readers tag writing uses); nothing if mutagen cannot open the file."""
     from viml.engine.music.filetags import read_file
 
     info = read_file(path)
@@ -210,7 +210,11 @@ def read_file_tags(path: str) -> tuple[str | None, float | None, FileTags]:
         return None, None, FileTags()
     tags = info.tags
     genre = tags.genres[0] if tags.genres else None
-    return info.format, info.duration, FileTags(tags.title, tags.artist, tags.album, genre, tags.bpm)
+    return (
+        info.format,
+        info.duration,
+        FileTags(tags.title, tags.artist, tags.album, genre, tags.bpm, words=tags.words),
+    )
 
 
 def _os_message(error: OSError) -> str:

@@ -200,8 +200,10 @@ def _scan(
     summary.analysis = analyzer_id
     # Files analysed under another spec are redone even when unchanged (decided here, not at search time).
     stale = catalog.tracks_analysed_otherwise(summary.root, None if reanalyze else analyzer_id)
+    old_words = catalog.tracks_with_old_words(summary.root)  # tags read by an older reader: read again
     seen_keys = set()
     todo: list[str] = []
+    reread: list[str] = []
     for path, info in files:
         key = path_key(path)
         seen_keys.add(key)
@@ -211,6 +213,8 @@ def _scan(
             assert before is not None
             if before[2] is None:
                 summary.unchanged += 1
+                if key in old_words:
+                    reread.append(path)
             else:
                 summary.still_failing += 1
             continue
@@ -230,6 +234,7 @@ def _scan(
     suspect = in_flight.read()
     status = "interrupted"
     try:
+        _reread_words(catalog, reread, progress)
         if todo:
             assert analyzer is not None
             # The last one-process scan died on this file (a crash in the decoder, or kill -9): this time
@@ -255,6 +260,19 @@ def _scan(
         summary.seconds = time.perf_counter() - started
         catalog.finish_run(summary.run, status, summary.as_dict())
     return summary
+
+
+def _reread_words(catalog: Catalog, paths: list[str], progress: bool, batch: int = 200) -> None:
+    """Unchanged tracks whose words an older tag reader made: their tags read again (no hash, no decode),
+    committed `batch` files at a time, so a killed scan keeps what it did and the next one does the rest."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(paths), unit="file", disable=not progress or not paths, desc="words") as bar:
+        for first in range(0, len(paths), batch):
+            chunk = paths[first : first + batch]
+            read = [(path, analysis.read_file_tags(path)) for path in chunk]
+            catalog.refresh_words([(path, tags if kind else None) for path, (kind, _, tags) in read])
+            bar.update(len(chunk))
 
 
 def _process(

@@ -15,15 +15,22 @@ Tables
 - `vocabularies`: tag names of each vocabulary (e.g. MTT, MSD) in blob column order.
 - `scan_runs` and `errors`: what each scan did, and every file that could not be catalogued and why.
 - `used_tracks` (v2): tracks already placed in an edit (`suggest --exclude-used` leaves them out).
+- `track_words` and `words_fts` (v4): each track's file-tag fields (JSON, with the version of the reader
+  that read them) and their FTS5 index with its folder and file name words (catalog/words.py).
 - `catalog_state` (v3): a random catalog id and a generation that triggers bump on every write to tracks,
   contents, segments or retrieval; the cached segment matrix (matrix_cache.py) is keyed by both.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Callable
 
-MIGRATIONS: list[list[str]] = [
+from viml.catalog import words
+
+Step = str | Callable[[sqlite3.Connection], None]  # a statement, or Python run in the transaction
+MIGRATIONS: list[list[Step]] = [
     # version 1
     [
         """CREATE TABLE contents (
@@ -133,6 +140,24 @@ MIGRATIONS: list[list[str]] = [
             ]
         ],
     ],
+    # version 4: every word the library holds about a track, for full-text search (catalog/words.py):
+    # stored per track, indexed with FTS5 (BM25), filled here from the columns older catalogs have (words
+    # version 0, so the next scan reads each file's tags again); a deleted track takes its words with it
+    [
+        """CREATE TABLE track_words (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            version INTEGER NOT NULL,
+            fields TEXT NOT NULL
+        )""",
+        f"CREATE VIRTUAL TABLE words_fts USING fts5({', '.join(words.COLUMNS)}, "
+        f"tokenize = '{words.TOKENIZER}', prefix = '{words.PREFIXES}')",
+        """CREATE TRIGGER tracks_delete_words AFTER DELETE ON tracks BEGIN
+            DELETE FROM words_fts WHERE rowid IN (SELECT id FROM track_words WHERE path = old.path);
+            DELETE FROM track_words WHERE path = old.path;
+        END""",
+        lambda connection: fill_words(connection),
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -157,11 +182,33 @@ def migrate(connection: sqlite3.Connection) -> int:
             if current > version:
                 connection.execute("COMMIT")
                 continue
-            for statement in MIGRATIONS[version]:
-                connection.execute(statement)
+            for step in MIGRATIONS[version]:
+                if callable(step):
+                    step(connection)
+                else:
+                    connection.execute(step)
             connection.execute(f"PRAGMA user_version = {version + 1}")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
     return before
+
+
+def fill_words(connection: sqlite3.Connection) -> None:
+    """Index the words an older catalog already holds: its title/artist/album/genre/bpm columns and path."""
+    rows = connection.execute("SELECT path, path_raw, title, artist, album, genre, bpm FROM tracks")
+    for path, raw, title, artist, album, genre, bpm in rows.fetchall():
+        found = {"title": title, "artist": artist, "album": album, "genre": genre}
+        fields = {name: [value] for name, value in found.items() if value}
+        if bpm:
+            fields["bpm"] = [f"{bpm:g}"]
+        cursor = connection.execute(
+            "INSERT INTO track_words (path, version, fields) VALUES (?, 0, ?)",
+            (path, json.dumps(fields, ensure_ascii=False, sort_keys=True)),
+        )
+        marks = ", ".join("?" * (len(words.COLUMNS) + 1))
+        connection.execute(
+            f"INSERT INTO words_fts (rowid, {', '.join(words.COLUMNS)}) VALUES ({marks})",
+            (cursor.lastrowid, *words.fts_row(fields, bytes(raw))),
+        )

@@ -11,11 +11,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from viml.catalog import words
 from viml.catalog.schema import SCHEMA_VERSION, SchemaTooNewError, migrate
 from viml.core.errors import UserFacingError
 from viml.core.paths import viml_home
@@ -37,11 +38,39 @@ def folder_key(path: str | bytes | os.PathLike) -> str:
 
 @dataclass
 class FileTags:
+    """A file's tags as the catalog keeps them: the tracks columns, and every text field as `words`
+    (`TrackTags.words`: field -> values), left out of comparisons (they are the columns' superset)."""
+
     title: str | None = None
     artist: str | None = None
     album: str | None = None
     genre: str | None = None
     bpm: float | None = None
+    words: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+
+    def fields(self) -> dict[str, tuple[str, ...]]:
+        """The words to index: `words`, else what the columns hold."""
+        if self.words:
+            return dict(self.words)
+        found = {"title": self.title, "artist": self.artist, "album": self.album, "genre": self.genre}
+        fields = {name: (value,) for name, value in found.items() if value}
+        return fields | ({"bpm": (f"{self.bpm:g}",)} if self.bpm else {})
+
+
+@dataclass(frozen=True)
+class WordMatch:
+    """How a track's words match a query (`Catalog.word_matches`)."""
+
+    score: float  # BM25 with the column weights of catalog/words.py, negated: > 0, higher is better
+    hits: tuple[tuple[str, str], ...]  # (column, word as the track writes it), once each, column order
+
+    @property
+    def fields(self) -> dict[str, tuple[str, ...]]:
+        """column -> the words that matched there."""
+        out: dict[str, tuple[str, ...]] = {}
+        for column, word in self.hits:
+            out[column] = (*out.get(column, ()), word)
+        return out
 
 
 @dataclass
@@ -309,6 +338,7 @@ class Catalog:
                 "UPDATE tracks SET size = ?, mtime_ns = ? WHERE path = ?",
                 (fingerprint.size, fingerprint.mtime_ns, path_key(fingerprint.path)),
             )
+            self._write_words(c, fingerprint.path, fingerprint.tags)  # no-op unless read by an older reader
 
     def write_error(
         self, path: str, size: int | None, mtime_ns: int | None, kind: str, message: str, run: int
@@ -351,6 +381,104 @@ class Catalog:
                 time.time(),
             ),
         )
+        self._write_words(c, fp.path, fp.tags)
+
+    # --- words (catalog/words.py): every word the library holds about a track, FTS5 + BM25 ------------
+
+    def _write_words(self, c: sqlite3.Connection, path: str, tags: FileTags) -> None:
+        """A track's words and their FTS row, in the caller's transaction; nothing is written when the same
+        words of the current reader are stored. (A deleted track's words go with it: a trigger, schema v4.)"""
+        key = path_key(path)
+        fields = json.dumps(tags.fields(), ensure_ascii=False, sort_keys=True)
+        stored = c.execute("SELECT id, version, fields FROM track_words WHERE path = ?", (key,)).fetchone()
+        if stored is not None and (stored[1], stored[2]) == (words.WORDS_VERSION, fields):
+            return
+        if stored is None:
+            row = c.execute(
+                "INSERT INTO track_words (path, version, fields) VALUES (?, ?, ?)",
+                (key, words.WORDS_VERSION, fields),
+            ).lastrowid
+        else:
+            row = stored[0]
+            c.execute(
+                "UPDATE track_words SET version = ?, fields = ? WHERE id = ?",
+                (words.WORDS_VERSION, fields, row),
+            )
+            c.execute("DELETE FROM words_fts WHERE rowid = ?", (row,))
+        marks = ", ".join("?" * (len(words.COLUMNS) + 1))
+        c.execute(
+            f"INSERT INTO words_fts (rowid, {', '.join(words.COLUMNS)}) VALUES ({marks})",
+            (row, *words.fts_row(tags.fields(), os.fsencode(path))),
+        )
+
+    def tracks_with_old_words(self, folder_prefix: str) -> set[str]:
+        """Paths of tracks under a folder whose words an older reader made (WORDS_VERSION), or none has."""
+        rows = self.connection.execute(
+            "SELECT t.path FROM tracks t LEFT JOIN track_words w ON w.path = t.path "
+            "WHERE (w.version IS NULL OR w.version < ?) AND (t.path = ? OR t.path LIKE ? ESCAPE '\\')",
+            (words.WORDS_VERSION, folder_prefix, _like_prefix(folder_prefix)),
+        )
+        return {row[0] for row in rows}
+
+    def refresh_words(self, items: Sequence[tuple[str, FileTags | None]]) -> None:
+        """Tags read again for unchanged tracks (a newer reader): their tag columns and words, in one
+        transaction. None: the file's tags could not be read; its stored columns are indexed as they are."""
+        with self.transaction() as c:
+            for path, tags in items:
+                key = path_key(path)
+                row = c.execute(
+                    "SELECT title, artist, album, genre, bpm FROM tracks WHERE path = ?", (key,)
+                ).fetchone()
+                if row is None:
+                    continue
+                if tags is None:
+                    tags = FileTags(*row)
+                columns = (tags.title, tags.artist, tags.album, tags.genre, tags.bpm)
+                if tuple(row) != columns:  # only a real change bumps the generation (ranking reads these)
+                    c.execute(
+                        "UPDATE tracks SET title = ?, artist = ?, album = ?, genre = ?, bpm = ? WHERE path = ?",
+                        (*columns, key),
+                    )
+                self._write_words(c, path, tags)
+
+    def word_matches(self, query: str, limit: int | None = None) -> dict[str, WordMatch]:
+        """Tracks whose words match any word of `query` (plain words; FTS syntax in it is taken as words),
+        best first: path -> WordMatch (BM25 score, the words that matched in each column). Words of 4+
+        characters match as prefixes too, and every word is stemmed ("battles" finds "battlefield")."""
+        expression = words.match_expression(query)
+        if expression is None:
+            return {}
+        weights = ", ".join(f"{weight:g}" for weight in words.WEIGHTS.values())
+        marked = ", ".join(f"highlight(words_fts, {i}, char(1), char(2))" for i in range(len(words.COLUMNS)))
+        rows = self.connection.execute(
+            f"SELECT w.path, bm25(words_fts, {weights}) AS score, {marked} FROM words_fts "
+            "JOIN track_words w ON w.id = words_fts.rowid WHERE words_fts MATCH ? ORDER BY score LIMIT ?",
+            (expression, -1 if limit is None else max(0, limit)),
+        )
+        out = {}
+        for path, score, *texts in rows:
+            hits = {
+                (column, word): None
+                for column, text in zip(words.COLUMNS, texts, strict=True)
+                for word in words.highlighted(text)
+            }
+            out[path] = WordMatch(-float(score), tuple(hits))
+        return out
+
+    def track_words(self, paths: Iterable[str]) -> dict[str, str]:
+        """path -> the track's words as one text ("title: ... . genre: ... . file name: ..."), for a text
+        encoder; paths that are not catalogued are left out."""
+        wanted = {path_key(path) for path in paths}
+        select = (
+            f"SELECT w.path, {', '.join('f.' + column for column in words.COLUMNS)} FROM track_words w "
+            "JOIN words_fts f ON f.rowid = w.id"
+        )
+        if len(wanted) > 500:  # most of a library: one pass over the table
+            rows = (row for row in self.connection.execute(select) if row[0] in wanted)
+        else:
+            marks = ",".join("?" * len(wanted))
+            rows = self.connection.execute(f"{select} WHERE w.path IN ({marks})", sorted(wanted))
+        return {path: words.as_text(row) for path, *row in rows}
 
     def _ensure_vocabularies(self, c: sqlite3.Connection, music: MusicSegments) -> None:
         stored = {

@@ -1,10 +1,12 @@
 """Read and write audio file tags, one class per container format, as MusicBrainz Picard's `formats/`.
 
-Each format reads what the catalog and the tagger need (title, artist, album, genres, moods, BPM) and
-writes genres and moods with Picard's keys: `id3` (MP3, WAV, AIFF and other files with ID3 tags),
-`vorbis` (FLAC, Ogg Vorbis, Opus, Ogg FLAC, Speex), `mp4` (M4A/MP4); `generic` reads the few common
-keys of any other file mutagen opens and writes nothing. Existing values are kept: new genres/moods
-are appended, never substituted.
+Each format reads every text field a search can use (`TrackTags`: title, artist, album, album artist,
+every genre, mood, comment/description, grouping, keywords, BPM, key, language, composer; `TrackTags.words`
+gives them as field -> values) and writes genres and moods with Picard's keys: `id3` (MP3, AIFF, and WAV,
+whose RIFF INFO chunk `riff` adds), `vorbis` (FLAC, Ogg Vorbis, Opus, Ogg FLAC, Speex), `mp4` (M4A/MP4);
+`generic` reads the common keys of any other file mutagen opens and writes nothing. Existing values are
+kept: new genres/moods are appended, never substituted. Reading more fields? Bump
+`viml.catalog.words.WORDS_VERSION`, so the next scan re-reads the tags of catalogued files.
 
 Writing keeps the file's identity (`inplace`): symlinks are followed, the real file is updated in place
 (same inode, hard links, owner, group and mode) after a fsynced backup next to it, re-read and verified,
@@ -14,7 +16,7 @@ and put back from the backup on any failure. A backup left by a kill is restored
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -37,9 +39,29 @@ class TagValues:
     moods: tuple[str, ...] = ()
 
 
+# The text fields a file can hold, as `TrackTags.words` names them, each with its TrackTags attribute.
+WORD_FIELDS: dict[str, str] = {
+    "title": "title",
+    "artist": "artist",
+    "album": "album",
+    "album_artist": "album_artists",
+    "genre": "genres",
+    "mood": "moods",
+    "comment": "comments",  # comments and descriptions
+    "grouping": "groupings",
+    "keywords": "keywords",
+    "bpm": "bpm",
+    "key": "keys",
+    "language": "languages",
+    "composer": "composers",
+}
+
+
 @dataclass(frozen=True)
 class TrackTags:
-    """What a file's tags say, as the catalog and the tagger read them."""
+    """What a file's tags say. Title, artist and album are the first value of their field (the catalog's
+    columns); every other field keeps all its values, in the file's order, without case-insensitive
+    repeats, never split on "/" or any other character."""
 
     title: str | None = None
     artist: str | None = None
@@ -47,10 +69,44 @@ class TrackTags:
     genres: tuple[str, ...] = ()
     moods: tuple[str, ...] = ()
     bpm: float | None = None
+    album_artists: tuple[str, ...] = ()
+    comments: tuple[str, ...] = ()
+    groupings: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # musical key, e.g. "Am", "8A"
+    languages: tuple[str, ...] = ()
+    composers: tuple[str, ...] = ()
 
     @property
     def values(self) -> TagValues:
         return TagValues(self.genres, self.moods)
+
+    @property
+    def words(self) -> dict[str, tuple[str, ...]]:
+        """Every non-empty field as field name (WORD_FIELDS) -> its values as text."""
+        out = {}
+        for name, attribute in WORD_FIELDS.items():
+            value = getattr(self, attribute)
+            if isinstance(value, float):
+                value = (f"{value:g}",)
+            elif isinstance(value, str):
+                value = (value,)
+            if value:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_words(cls, words: Mapping[str, Iterable[Any]]) -> TrackTags:
+        """TrackTags from field name -> raw values (any missing field is empty)."""
+        found = {name: unique(texts(words.get(name, ()))) for name in WORD_FIELDS}
+        fields: dict[str, Any] = {}
+        for name, attribute in WORD_FIELDS.items():
+            if name in ("title", "artist", "album", "bpm"):
+                first = next(iter(found[name]), None)
+                fields[attribute] = number(first) if name == "bpm" else first
+            else:
+                fields[attribute] = found[name]
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -82,8 +138,36 @@ def _formats() -> list[TagFormat]:
 
 
 def texts(values: Iterable[Any]) -> tuple[str, ...]:
-    """Non-empty stripped strings, in order; values are never split on "/" or any other character."""
-    return tuple(text for text in (str(value).strip() for value in values) if text)
+    """Non-empty stripped strings, in order; values are never split on "/" or any other character; bytes
+    are decoded as UTF-8, with replacement characters where they are not."""
+    return tuple(
+        text
+        for text in (
+            (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
+            for value in values
+        )
+        if text
+    )
+
+
+def unique(values: Iterable[str]) -> tuple[str, ...]:
+    """The values in order without case-insensitive repeats."""
+    seen: set[str] = set()
+    out = []
+    for value in values:
+        if value.casefold() not in seen:
+            seen.add(value.casefold())
+            out.append(value)
+    return tuple(out)
+
+
+def merge_words(*sources: Mapping[str, Iterable[Any]]) -> dict[str, list[Any]]:
+    """Field -> the values of every source, in order (TrackTags.from_words drops the repeats)."""
+    out: dict[str, list[Any]] = {}
+    for source in sources:
+        for name, values in source.items():
+            out.setdefault(name, []).extend(values)
+    return out
 
 
 def number(text: str | None) -> float | None:

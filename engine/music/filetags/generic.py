@@ -1,11 +1,28 @@
-"""Any other file mutagen opens (APEv2 in WavPack/Monkey's Audio/Musepack, ...): reads the common
-lower-case keys title, artist, album, genre and bpm where its tag type has them; writes nothing."""
+"""Any other file mutagen opens (APEv2 in WavPack/Monkey's Audio/Musepack, ...): reads the common keys
+(title, artist, album, album artist, genre, mood, comment, description, grouping, keywords, bpm, key,
+language, composer; APEv2 keys match in any case) where its tag type has them; writes nothing."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from viml.engine.music.filetags import TagValues, TrackTags, number, texts
+from viml.engine.music.filetags import TagValues, TrackTags, texts
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "title": ("title",),
+    "artist": ("artist",),
+    "album": ("album",),
+    "album_artist": ("album artist", "albumartist"),
+    "genre": ("genre",),
+    "mood": ("mood",),
+    "comment": ("comment", "description"),
+    "grouping": ("grouping",),
+    "keywords": ("keywords",),
+    "bpm": ("bpm",),
+    "key": ("key", "initialkey"),
+    "language": ("language",),
+    "composer": ("composer",),
+}
 
 
 class GenericFormat:
@@ -30,11 +47,8 @@ class GenericFormat:
                 return texts([found])
             return texts(found[index] for index in range(len(found)))  # lists and APEv2 values
 
-        def first(key: str) -> str | None:
-            return next(iter(values(key)), None)
-
-        return TrackTags(
-            first("title"), first("artist"), first("album"), values("genre"), (), number(first("bpm"))
+        return TrackTags.from_words(
+            {field: [value for key in keys for value in values(key)] for field, keys in KEYS.items()}
         )
 
     def write(self, audio: Any, values: TagValues) -> None:

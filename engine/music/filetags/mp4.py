@@ -1,14 +1,48 @@
-"""MP4/M4A atoms, as Picard: genre ©gen, mood in the freeform atom ----:com.apple.iTunes:MOOD; title ©nam,
-artist ©ART, album ©alb and BPM tmpo read."""
+"""MP4/M4A atoms, as Picard: genre ©gen (mutagen reads the numeric gnre into it), mood in the freeform atom
+----:com.apple.iTunes:MOOD. Read as well: title ©nam, artist ©ART, album ©alb, album artist aART, comment
+©cmt / desc / ldes, grouping ©grp, keywords keyw, BPM tmpo, key ----:com.apple.iTunes:initialkey (or KEY),
+language ----:com.apple.iTunes:LANGUAGE, composer ©wrt. Freeform values are decoded as UTF-8 with
+replacement characters; a text atom that is not UTF-8 (which mutagen sets aside) is read the same way."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from viml.engine.music.filetags import TagValues, TrackTags, texts
+from viml.engine.music.filetags import TagValues, TrackTags
 
 GENRE_ATOM = "\xa9gen"
 MOOD_ATOM = "----:com.apple.iTunes:MOOD"
+ITUNES = "----:com.apple.iTunes:"
+ATOMS: dict[str, tuple[str, ...]] = {
+    "title": ("\xa9nam",),
+    "artist": ("\xa9ART",),
+    "album": ("\xa9alb",),
+    "album_artist": ("aART",),
+    "genre": (GENRE_ATOM,),
+    "mood": (MOOD_ATOM,),
+    "comment": ("\xa9cmt", "desc", "ldes"),
+    "grouping": ("\xa9grp",),
+    "keywords": ("keyw", ITUNES + "KEYWORDS"),
+    "bpm": ("tmpo",),
+    "key": (ITUNES + "initialkey", ITUNES + "KEY"),
+    "language": (ITUNES + "LANGUAGE",),
+    "composer": ("\xa9wrt",),
+}
+
+
+def _set_aside(tags: Any, key: str) -> list[str]:
+    """The texts of an atom mutagen could not parse (its raw `data` atoms), decoded with replacement."""
+    out = []
+    for data in getattr(tags, "_failed_atoms", {}).get(key, []):
+        position = 0
+        while position + 16 <= len(data):
+            length = int.from_bytes(data[position : position + 4], "big")
+            if length < 16 or data[position + 4 : position + 8] != b"data":
+                break
+            if int.from_bytes(data[position + 9 : position + 12], "big") in (0, 1):  # implicit or UTF-8
+                out.append(data[position + 16 : position + length].decode("utf-8", "replace"))
+            position += length
+    return out
 
 
 class Mp4Format:
@@ -23,16 +57,12 @@ class Mp4Format:
         tags = audio.tags
         if tags is None:
             return TrackTags()
-
-        def first(key: str) -> str | None:
-            return next(iter(texts(tags.get(key, []))), None)
-
-        moods = texts(bytes(value).decode("utf-8", "replace") for value in tags.get(MOOD_ATOM, []))
-        bpm = next(iter(tags.get("tmpo", [])), None)
-        return TrackTags(
-            first("\xa9nam"), first("\xa9ART"), first("\xa9alb"), texts(tags.get(GENRE_ATOM, [])), moods,
-            float(bpm) if bpm else None,
-        )  # fmt: skip
+        return TrackTags.from_words(
+            {
+                field: [value for key in keys for value in [*tags.get(key, []), *_set_aside(tags, key)]]
+                for field, keys in ATOMS.items()
+            }
+        )  # freeform values are bytes (MP4FreeForm): `texts` decodes them
 
     def write(self, audio: Any, values: TagValues) -> None:
         from mutagen.mp4 import MP4FreeForm

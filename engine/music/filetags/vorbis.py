@@ -1,11 +1,29 @@
 """Vorbis comments (FLAC, Ogg Vorbis, Opus, Ogg FLAC, Speex), as Picard: one GENRE and one MOOD comment
-per value; TITLE, ARTIST, ALBUM and BPM read."""
+per value. Read as well (keys in any case): TITLE, ARTIST, ALBUM, ALBUMARTIST / ALBUM ARTIST, COMMENT,
+DESCRIPTION, GROUPING, KEYWORDS, BPM, KEY / INITIALKEY, LANGUAGE, COMPOSER. mutagen decodes comments that
+are not UTF-8 with replacement characters."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from viml.engine.music.filetags import TagValues, TrackTags, number, texts
+from viml.engine.music.filetags import TagValues, TrackTags
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "title": ("TITLE",),
+    "artist": ("ARTIST",),
+    "album": ("ALBUM",),
+    "album_artist": ("ALBUMARTIST", "ALBUM ARTIST"),
+    "genre": ("GENRE",),
+    "mood": ("MOOD",),
+    "comment": ("COMMENT", "DESCRIPTION"),
+    "grouping": ("GROUPING",),
+    "keywords": ("KEYWORDS",),
+    "bpm": ("BPM",),
+    "key": ("KEY", "INITIALKEY"),
+    "language": ("LANGUAGE",),
+    "composer": ("COMPOSER",),
+}
 
 
 class VorbisFormat:
@@ -24,21 +42,9 @@ class VorbisFormat:
         tags = audio.tags
         if tags is None:
             return TrackTags()
-
-        def values(key: str) -> tuple[str, ...]:
-            return texts(tags.get(key, []))  # keys are case-insensitive
-
-        def first(key: str) -> str | None:
-            return next(iter(values(key)), None)
-
-        return TrackTags(
-            first("TITLE"),
-            first("ARTIST"),
-            first("ALBUM"),
-            values("GENRE"),
-            values("MOOD"),
-            number(first("BPM")),
-        )
+        return TrackTags.from_words(
+            {field: [value for key in keys for value in tags.get(key, [])] for field, keys in KEYS.items()}
+        )  # keys are case-insensitive
 
     def write(self, audio: Any, values: TagValues) -> None:
         if audio.tags is None:
