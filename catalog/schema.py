@@ -17,6 +17,8 @@ Tables
 - `used_tracks` (v2): tracks already placed in an edit (`suggest --exclude-used` leaves them out).
 - `track_words` and `words_fts` (v4): each track's file-tag fields (JSON, with the version of the reader
   that read them) and their FTS5 index with its folder and file name words (catalog/words.py).
+- `descriptors` (v5): per content, per measured descriptor (loudness, brightness, onset rate), a float32
+  blob with one value per segment (engine/music/descriptors.py).
 - `catalog_state` (v3): a random catalog id and a generation that triggers bump on every write to tracks,
   contents, segments or retrieval; the cached segment matrix (matrix_cache.py) is keyed by both.
 """
@@ -157,6 +159,21 @@ MIGRATIONS: list[list[Step]] = [
             DELETE FROM track_words WHERE path = old.path;
         END""",
         lambda connection: fill_words(connection),
+    ],
+    # version 5: measured sound descriptors per content (engine/music/descriptors.py), one float32 [S]
+    # blob per name; contents analysed before them have no rows (read back as NaN) until a rescan
+    [
+        """CREATE TABLE descriptors (
+            hash TEXT NOT NULL REFERENCES contents(hash) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (hash, name)
+        ) WITHOUT ROWID""",
+        *[
+            f"CREATE TRIGGER descriptors_{event.lower()}_generation AFTER {event} ON descriptors "
+            "BEGIN UPDATE catalog_state SET generation = generation + 1; END"
+            for event in ("INSERT", "DELETE", "UPDATE")
+        ],
     ],
 ]
 

@@ -324,6 +324,7 @@ class Catalog:
                     for i in range(len(music.starts))
                 ],
             )
+            self._write_descriptors(c, fingerprint.hash, music)
             self._upsert_track(c, fingerprint, run)
 
     def link_track(self, fingerprint: Fingerprint, run: int) -> None:
@@ -480,6 +481,17 @@ class Catalog:
             rows = self.connection.execute(f"{select} WHERE w.path IN ({marks})", sorted(wanted))
         return {path: words.as_text(row) for path, *row in rows}
 
+    def _write_descriptors(self, c: sqlite3.Connection, content_hash: str, music: MusicSegments) -> None:
+        """A content's measured descriptors (engine/music/descriptors.py): one float32 [S] blob per name."""
+        c.execute("DELETE FROM descriptors WHERE hash = ?", (content_hash,))
+        c.executemany(
+            "INSERT INTO descriptors VALUES (?, ?, ?)",
+            [
+                (content_hash, name, np.ascontiguousarray(values, dtype=np.float32).tobytes())
+                for name, values in sorted(music.descriptors.items())
+            ],
+        )
+
     def _ensure_vocabularies(self, c: sqlite3.Connection, music: MusicSegments) -> None:
         stored = {
             name: json.loads(names) for name, names in c.execute("SELECT name, tag_names FROM vocabularies")
@@ -522,6 +534,7 @@ class Catalog:
             embeddings=embeddings,
             tag_probabilities=probabilities,
             tag_names=vocabularies,
+            descriptors=self._content_descriptors({content_hash}).get(content_hash, {}),
         )
 
     def tracks(self) -> list[Track]:
@@ -646,6 +659,37 @@ class Catalog:
             if width and matrix.size == width * len(parts):
                 out[content_hash] = matrix.reshape(len(parts), width)
         return out
+
+    def segment_descriptors(self, table: TrackTable) -> dict[str, np.ndarray]:
+        """Measured descriptors, name -> float32 [N] aligned with the rows of `table` (the input of
+        `engine.music.descriptors.descriptor_columns`); NaN for contents stored without them (analysed
+        before descriptors existed: a rescan with the current analysis fills them)."""
+        stored = self._content_descriptors(set(table.hashes))
+        names = sorted({name for values in stored.values() for name in values})
+        total = int(table.counts.sum()) if len(table.counts) else 0
+        out = {name: np.full(total, np.nan, np.float32) for name in names}
+        for first, content_hash, count in zip(table.starts, table.hashes, table.counts, strict=True):
+            for name, values in stored.get(content_hash, {}).items():
+                out[name][int(first) : int(first + count)] = values[: int(count)]
+        return out
+
+    def _content_descriptors(self, hashes: set[str]) -> dict[str, dict[str, np.ndarray]]:
+        """content hash -> name -> float32 [S]; a blob whose length is not the content's segment count
+        (none should be) is left out."""
+        found: dict[str, dict[str, np.ndarray]] = {}
+        ordered = sorted(hashes)
+        for first in range(0, len(ordered), 500):  # SQLite's bound-parameter limit
+            chunk = ordered[first : first + 500]
+            marks = ",".join("?" * len(chunk))
+            for content_hash, name, blob, count in self.connection.execute(
+                "SELECT d.hash, d.name, d.data, c.segment_count FROM descriptors d "
+                f"JOIN contents c ON c.hash = d.hash WHERE d.hash IN ({marks})",
+                chunk,
+            ):
+                values = np.frombuffer(blob, dtype=np.float32)
+                if len(values) == count:
+                    found.setdefault(content_hash, {})[name] = values
+        return found
 
     def _segment_tag_blobs(self, hashes: set[str]) -> dict[str, list[bytes]]:
         found: dict[str, list[bytes]] = {}

@@ -4,8 +4,8 @@ Written at export from what training really used (segment length, fps, the music
 hashes, tag vocabularies, the tag threshold) and read back by every consumer: the scan analyses music
 with the spec's music model and segment rules, the query side samples clips at its fps, tagging and
 search read tags at its threshold. `analysis_id` names what determines a catalogued analysis (music
-model weights + segment rules), so the catalog can tell, at scan time, which files a bundle needs
-re-analysed.
+model weights + segment rules + the version of what the analysis computes), so the catalog can tell, at
+scan time, which files a bundle needs re-analysed.
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from viml.engine.segments import DEFAULT_FPS, DEFAULT_MIN_FRACTION, DEFAULT_SEGMENT_SECONDS
 from viml.engine.tags import TAG_THRESHOLD
+
+# What the run-time analysis computes per segment, beyond the model's weights and the segment rules:
+# 1 = tags + embeddings; 2 = + measured sound descriptors (engine/music/descriptors.py). Raise it whenever
+# catalogued analyses must be redone (a scan re-analyses files stored under another analysis_id).
+ANALYSIS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class AnalysisSpec:
     fps: float = DEFAULT_FPS
     tag_vocabularies: dict[str, list[str]] = field(default_factory=dict)
     tag_threshold: float = TAG_THRESHOLD
+    # A property of this code, not of a bundle: the analysis a scan stores is what this ViML computes,
+    # whichever bundle asked for it, so it is not written to or read from manifests.
+    analysis_version: ClassVar[int] = ANALYSIS_VERSION
 
     def __post_init__(self) -> None:
         for name in ("segment_seconds", "fps", "tag_threshold"):
@@ -42,8 +50,10 @@ class AnalysisSpec:
 
     @property
     def analysis_id(self) -> str:
-        """Changes exactly when a catalogued music analysis would: other weights or segment rules."""
+        """Changes exactly when a catalogued music analysis would: other weights, segment rules or
+        analysis version."""
         key = {
+            "version": self.analysis_version,
             "model": self.music_model,
             "files": dict(sorted(self.music_model_files.items())),
             "segment_seconds": float(self.segment_seconds),

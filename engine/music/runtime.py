@@ -20,11 +20,12 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from viml.core.errors import MediaError, UserFacingError
+from viml.engine.music.descriptors import DESCRIPTORS, segment_descriptors
 from viml.engine.music.frontend import (
     FRONT_END,
     FrontEndConfig,
@@ -273,13 +274,7 @@ class MusicModel:
         if refuse_silence and peak < SILENCE_PEAK:
             raise SilentAudioError(path, "the audio is silent (peak below -80 dBFS): nothing to tag")
         if start:
-            result = MusicSegments(
-                result.starts + start,
-                result.ends + start,
-                result.embeddings,
-                result.tag_probabilities,
-                result.tag_names,
-            )
+            result = replace(result, starts=result.starts + start, ends=result.ends + start)
         return result
 
 
@@ -382,6 +377,7 @@ class _StreamingAnalysis:
         self.pending: list[np.ndarray] = []
         self.owners: list[int] = []
         self.outputs: list[dict[str, tuple[np.ndarray, np.ndarray]]] = []
+        self.descriptors: list[dict[str, float]] = []  # per queued segment, in order
 
     def push(self, block: np.ndarray) -> None:
         self._hold(self.spectrogram.push(block))
@@ -418,6 +414,10 @@ class _StreamingAnalysis:
             embeddings=np.concatenate(embeddings, axis=1).astype(np.float32),
             tag_probabilities=probabilities,
             tag_names=self.model.tag_names,
+            descriptors={
+                name: np.array([d[name] for d in self.descriptors[: len(segments)]], np.float32)
+                for name in DESCRIPTORS
+            },
         )
 
     def _rows_of(self, start: float, end: float, total_rows: int | None) -> tuple[int, int]:
@@ -439,6 +439,7 @@ class _StreamingAnalysis:
 
     def _queue(self, first: int, last: int, owner: int) -> None:
         span = self.rows[first - self.first_row : last - self.first_row]
+        self.descriptors.append(segment_descriptors(span, self.config))  # the same rows the tagger sees
         patch_frames = self.config.patch_frames
         for start in patch_starts(len(span), patch_frames):
             self.pending.append(repeat_pad(span[start : start + patch_frames], patch_frames))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,6 +19,10 @@ class MusicSegments:
     embeddings: np.ndarray  # float32 [S, D] the music input of ViML
     tag_probabilities: dict[str, np.ndarray]  # vocabulary name (e.g. "MTT") -> float32 [S, T]
     tag_names: dict[str, list[str]]  # vocabulary name -> its T tag names
+    # Measured sound descriptors, name -> float32 [S] (engine/music/descriptors.py: "loudness" in LUFS,
+    # "brightness" in Hz, "onset_rate" in onsets/s). Empty for analyzers that measure none and for catalog
+    # rows stored before descriptors existed.
+    descriptors: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         count = len(self.starts)
@@ -27,3 +31,6 @@ class MusicSegments:
         for vocabulary, probabilities in self.tag_probabilities.items():
             if probabilities.shape != (count, len(self.tag_names[vocabulary])):
                 raise ValueError(f"tag probabilities for {vocabulary} do not match its tag names")
+        for name, values in self.descriptors.items():
+            if np.shape(values) != (count,):
+                raise ValueError(f"descriptor {name!r} must have one value per segment")
