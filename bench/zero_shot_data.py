@@ -119,3 +119,80 @@ def keyword_documents(labelled: dict, folders: dict[str, Path]) -> dict[str, str
                          if line.startswith(("name", "artist")) and "=" in line)  # fmt: skip
         documents[track_id] = " ".join(words)
     return documents
+
+
+# Vorbis comment keys for the text tags of an ID3 or MP4 original (Vorbis originals are copied as they are).
+_ID3_KEYS = {"TIT2": "TITLE", "TPE1": "ARTIST", "TALB": "ALBUM", "TPE2": "ALBUMARTIST", "TCON": "GENRE",
+             "TMOO": "MOOD", "TIT1": "GROUPING", "TCOM": "COMPOSER", "TKEY": "KEY", "TLAN": "LANGUAGE",
+             "TBPM": "BPM"}  # fmt: skip
+
+
+def make_library(
+    labelled: dict, folders: dict[str, Path], excerpts: dict[str, Path], out: Path, stripped: bool = False
+) -> dict[str, Path]:
+    """The excerpts as a music library a user could have: FLAC files at their original place in their
+    package (folder and file name kept; a Frets on Fire song at its song folder) carrying the original's
+    text tags (a song's song.ini name and artist as TITLE / ARTIST). `stripped`: the same audio under
+    neutral names (track000.flac ...) with no tags at all, to show what is lost without words."""
+    from viml.demo.world.media_out import write_audio
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for number, (track_id, excerpt) in enumerate(sorted(excerpts.items())):
+        track = labelled["tracks"][track_id]
+        original = folders[track["package"]] / track["file"]
+        inside = Path(track["file"]).parts
+        while inside and inside[0] in ("usr", "share", "games"):  # Debian's install prefix is no word of it
+            inside = inside[1:]
+        relative = Path(track["package"], *inside)
+        if track.get("stems"):
+            relative = relative.parent / relative.parent.name
+        path = out / f"track{number:03d}.flac" if stripped else out / relative.with_suffix(".flac")
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(excerpt), "rb") as handle:
+                samples = (
+                    np.frombuffer(handle.readframes(handle.getnframes()), "<i2").astype(np.float32) / 32767
+                )
+            temporary = path.with_name(f".{path.stem}.tmp.flac")
+            write_audio(
+                temporary, np.repeat(samples[:, None], 2, axis=1), SAMPLE_RATE
+            )  # the writer takes stereo
+            if not stripped:
+                _copy_text_tags(original, temporary)
+            temporary.replace(path)
+        paths[track_id] = path
+    return paths
+
+
+def _copy_text_tags(original: Path, target: Path) -> None:
+    import mutagen
+    from mutagen.flac import FLAC
+
+    comments: dict[str, list[str]] = {}
+    try:
+        source = mutagen.File(original)
+    except Exception as error:  # noqa: BLE001 (an unreadable tag only narrows the words)
+        print(f"note: no file tags for {original}: {error}", file=sys.stderr)
+        source = None
+    tags = getattr(source, "tags", None)
+    if tags is not None and hasattr(tags, "as_dict"):  # Vorbis comments (Ogg, Opus, FLAC): as they are
+        for key, values in tags.as_dict().items():
+            comments[key.upper()] = [str(v) for v in values]
+    elif tags is not None and type(tags).__name__ == "ID3":
+        for frame in tags.values():
+            key = _ID3_KEYS.get(frame.FrameID) or {"COMM": "COMMENT"}.get(frame.FrameID)
+            if frame.FrameID == "TXXX":
+                key = frame.desc.upper()
+            if key:
+                comments.setdefault(key, []).extend(str(t) for t in getattr(frame, "text", []))
+    ini = original.parent / "song.ini"
+    if ini.is_file():
+        for line in ini.read_text(errors="replace").splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() in ("name", "artist") and value.strip():
+                comments[{"name": "TITLE", "artist": "ARTIST"}[name.strip().lower()]] = [value.strip()]
+    flac = FLAC(str(target))
+    for key, values in comments.items():
+        flac[key] = values
+    flac.save()

@@ -353,7 +353,9 @@ def suggestion_row(item: SearchSuggestion) -> Suggestion:
         offset=item.start,
         length=item.end - item.start,
         duration=item.duration or (item.start + item.segment_seconds * max(len(item.curve), 1)),
-        tags=tuple(tag["tag"] for tag in item.matched_tags[:4]),
+        # Why this track: its best part's tags, then the library's words that matched (field in brackets).
+        tags=tuple(tag["tag"] for tag in item.matched_tags[:4])
+        + tuple(f"{w['word']} ({w['field']})" for w in item.matched_words[:2]),
         curve=np.asarray(item.curve, np.float32),
         curve_step=item.segment_seconds,
     )

@@ -12,6 +12,8 @@ tag_table.json: every MTT/MSD tag maps onto a concept such as `piano`, `vocals`,
     no / not / without / non / never / minus / except X [, Y] [and|or Z]
                                suppress X (Y, Z)        removed
     plain mention ("sad piano") optional boost `mention_weight` (default 0), kept in the text
+    plain mention of a measured concept ("slowly building", "bright", "calm then explosive")
+                               boost it by 1                 kept in the text
 
 A weight is a finite number > 0 (`piano^0.5`, `piano^3`): anything else after `^` (`^nan`, `^inf`, `^0`,
 `^-1`, a bare `^`) is refused with a UserFacingError naming the token, rather than guessed at; use `-X`
@@ -27,8 +29,9 @@ Ranking (viml/search/searcher.py): a segment s scores
 
     score(s) = cos(q, e_s) + TERM_SCALE · Σ_c w_c · p_c(s)
 
-where p_c(s) is the concept's probability in that segment (the highest of the tags that map onto it)
-and w_c the term's weight (negative for a suppression). A window of segments averages the sum, so a
+where p_c(s) is the concept's probability in that segment (the highest of the columns that map onto it:
+the taggers' tags and the measured sound descriptors, engine/music/descriptors.py, scaled to 0..1 across
+the library) and w_c the term's weight (negative for a suppression). A window of segments averages the sum, so a
 clip query (K rows) is treated the same way.
 """
 
@@ -180,7 +183,12 @@ def parse_prompt(prompt: str | None, table: TagTable | None = None) -> PromptTer
             terms.append(Term(ANY_VOCALS if concept == "vocals" else concept, -amount, source))
             negating, just_negated = 0, True
         else:
-            terms.append(Term(concept, amount, source, explicit=sign == "+" or weight is not None))
+            # A measured concept ("slowly building", "bright") counts when merely mentioned: the sound side
+            # never reads it from the words, so only its term can bring it in.
+            measured = table.concept(concept).type == "sound"
+            terms.append(
+                Term(concept, amount, source, explicit=sign == "+" or weight is not None or measured)
+            )
             kept.append(source)
         i += size
     return PromptTerms(prompt=prompt, text=_tidy(" ".join(kept)), terms=terms)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from viml.search.defaults import POOLINGS
 
 
 @dataclass
@@ -115,3 +116,29 @@ def brute_force(embeddings: np.ndarray, starts: np.ndarray, counts: np.ndarray, 
         offsets.append(int(curve.argmax()))
         curves.append(curve)
     return np.array(best, np.float32), np.array(offsets), curves
+
+
+def pooled(scores: WindowScores, starts: np.ndarray, pooling: str = "best") -> np.ndarray:
+    """A track score from its window scores: the best window (the default), the mean over every window,
+    the mean of the best three, or the average of best and mean. The best offset stays the best window's
+    whatever the pooling (it says where the music fits)."""
+    if pooling == "best" or len(scores.best) == 0:
+        return scores.best
+    offsets = scores.offsets
+    group_starts = np.concatenate([[0], np.cumsum(offsets)[:-1]]).astype(np.int64)
+    rows = np.repeat(starts - group_starts, offsets) + np.arange(int(offsets.sum()), dtype=np.int64)
+    values = scores.scores[rows].astype(np.float64)
+    mean = np.add.reduceat(values, group_starts) / offsets
+    if pooling == "mean":
+        return mean.astype(np.float32)
+    if pooling == "best+mean":
+        return (0.5 * (scores.best + mean)).astype(np.float32)
+    if pooling == "top3":
+        group = np.repeat(np.arange(len(offsets)), offsets)
+        order = np.lexsort((-values, group))  # by track, best first
+        position = np.arange(len(order)) - np.repeat(group_starts, offsets)
+        top = position < 3
+        chosen_group = group[order][top]
+        sums = np.bincount(chosen_group, weights=values[order][top], minlength=len(offsets))
+        return (sums / np.minimum(offsets, 3)).astype(np.float32)
+    raise ValueError(f"unknown pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")

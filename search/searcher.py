@@ -18,14 +18,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 from viml.catalog.store import Catalog, TrackTable, path_key
 from viml.core.errors import UserFacingError
+from viml.engine.music.descriptors import descriptor_columns
 from viml.engine.segments import DEFAULT_SEGMENT_SECONDS
 from viml.engine.vectors import normalize_rows
+from viml.search.defaults import MEANING_WEIGHT, WORDS_WEIGHT
 from viml.search.explain import matched_tags
 from viml.search.filters import Filters
+from viml.search.fusion import DEFAULT_K, Signal, fuse
 from viml.search.prompt_terms import PromptTerms, parse_prompt
 from viml.search.query import encode_query
-from viml.search.ranking import WindowScores, top_tracks, window_scores
+from viml.search.ranking import POOLINGS, WindowScores, pooled, top_tracks, window_scores
 from viml.search.spaces import RetrievalSpace, ensure_space, retrieval_space
+from viml.search.words import WordSignals, word_signals
 
 if TYPE_CHECKING:
     from viml.engine.runtime.bundle import RuntimeBundle
@@ -49,6 +53,14 @@ class SuggestRequest:
     # the prompt act only through its terms.
     prompt_terms: bool = True
     embed_prompt: bool = True
+    # One knob per signal fused into a prompt's ranking (search/fusion.py); a clip without a prompt is
+    # ranked by sound alone. Defaults chosen on bench/search_set_2.json, reported on the other set.
+    sound_weight: float = 1.0  # the bundle's sound side: window scores plus prompt terms
+    words_weight: float = WORDS_WEIGHT  # the library's words matched in full text (BM25)
+    meaning_weight: float = MEANING_WEIGHT  # the prompt's meaning against each track's words
+    fusion_k: float = DEFAULT_K
+    pooling: str = "best"  # a track's score from its windows: best | mean | top3 | best+mean (ranking.py)
+    descriptors: bool = True  # prompt terms also read the measured sound (loud, building, bright, ...)
 
     def __post_init__(self) -> None:
         prompt = (self.prompt or "").strip() or None
@@ -62,6 +74,16 @@ class SuggestRequest:
             raise UserFacingError(f"the number of results must be a whole number >= 1, got {self.top}")
         if not math.isfinite(self.mention_weight):
             raise UserFacingError(f"mention weight must be a finite number, got {self.mention_weight}")
+        for name in ("sound_weight", "words_weight", "meaning_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise UserFacingError(f"{name.replace('_', ' ')} must be a number >= 0, got {value}")
+        if not self.sound_weight + self.words_weight + self.meaning_weight > 0:
+            raise UserFacingError("at least one of the sound, words and meaning weights must be above 0")
+        if self.pooling not in POOLINGS:
+            raise UserFacingError(f"unknown pooling {self.pooling!r}: choose one of {', '.join(POOLINGS)}")
+        if not (math.isfinite(self.fusion_k) and self.fusion_k > 0):
+            raise UserFacingError(f"fusion k must be a number > 0, got {self.fusion_k}")
         if self.video is not None:
             if not (math.isfinite(self.start) and self.start >= 0):
                 raise UserFacingError(f"the in point must be a time >= 0, got {self.start}")
@@ -95,6 +117,8 @@ class Suggestion:
     genre: str | None
     bpm: float | None
     duration: float | None
+    sound_score: float | None = None  # the best window's score (what placed `start`); `score` ranked it
+    matched_words: list[dict] = field(default_factory=list)  # [{"field": "title", "word": "battle"}]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -188,6 +212,8 @@ class Searcher:
             filters=request.filters,
             top=request.top,
             mention_weight=request.mention_weight,
+            words_text=text or None,
+            request=request,
         )
         assert self.bundle is not None
         return SearchResult(
@@ -204,11 +230,15 @@ class Searcher:
         top: int = 10,
         space_id: str | None = None,
         mention_weight: float = 0.0,
+        words_text: str | None = None,
+        request: SuggestRequest | None = None,
     ) -> list[Suggestion]:
         """Rank catalogued tracks for query rows [K, D] in the bundle's space (or `space_id`).
 
         `terms` add the prompt's concept weights and negations through each segment's tag probabilities;
-        `query` may be None when the prompt is nothing but terms ("no vocals")."""
+        `query` may be None when the prompt is nothing but terms ("no vocals"). `words_text` (a prompt's
+        text) also ranks the tracks by the library's words, fused with the sound by `request`'s weights;
+        the best part of each track still comes from the sound."""
         space_id = space_id if space_id is not None else self.space.id
         table = self.catalog.load_tracks(space_id)
         if not table.paths:
@@ -217,8 +247,8 @@ class Searcher:
             )
         bias = None
         if terms is not None and terms.has_terms(mention_weight):
-            tags = self.catalog.segment_tag_matrix(table)
-            bias = terms.segment_bias(tags, self.catalog.tag_names(), mention_weight)
+            columns, names = self._term_columns(table, request)
+            bias = terms.segment_bias(columns, names, mention_weight)
         if query is None:
             if bias is None:
                 raise UserFacingError("the prompt has nothing to search for")
@@ -231,12 +261,60 @@ class Searcher:
             )
         scores = window_scores(table.embeddings, table.starts, table.counts, query, bias)
         keep = (filters or Filters()).keep(table, self.catalog)
-        chosen = top_tracks(scores.best, keep, top)
+        sound = pooled(scores, table.starts, request.pooling) if request is not None else scores.best
+        ranking, words = self._fused(table, sound, keep, words_text, request)
+        chosen = top_tracks(ranking, keep, top)
         length = clip_seconds if clip_seconds is not None else self.segment_seconds * query.shape[0]
-        return [
-            self._suggestion(table, scores, index, rank, length, query.shape[0], prompt)
-            for rank, index in enumerate(chosen, 1)
+        found = []
+        for rank, index in enumerate(chosen, 1):
+            suggestion = self._suggestion(table, scores, index, rank, length, query.shape[0], prompt)
+            suggestion.sound_score = round(float(sound[index]), 6)
+            suggestion.score = round(float(ranking[index]), 6)
+            suggestion.matched_words = words.matched.get(table.paths[index], []) if words else []
+            found.append(suggestion)
+        return found
+
+    def _term_columns(
+        self, table: TrackTable, request: SuggestRequest | None
+    ) -> tuple[np.ndarray, list[str]]:
+        """What prompt terms read, per segment: the taggers' tag probabilities ('MTT:piano') and, unless
+        the request turns them off, the measured sound concepts in [0, 1] across the library
+        ('SOUND:building', engine/music/descriptors.py)."""
+        tags = self.catalog.segment_tag_matrix(table)
+        names = self.catalog.tag_names()
+        if request is not None and not request.descriptors:
+            return tags, names
+        measured = self.catalog.segment_descriptors(table)
+        if not measured:
+            return tags, names
+        concepts = descriptor_columns(measured, table.starts, table.counts)
+        matrix = np.column_stack([tags, *concepts.values()]).astype(np.float32)
+        return matrix, [*names, *(f"SOUND:{name}" for name in concepts)]
+
+    def _fused(
+        self,
+        table: TrackTable,
+        sound: np.ndarray,
+        keep: np.ndarray | None,
+        words_text: str | None,
+        request: SuggestRequest | None,
+    ) -> tuple[np.ndarray, WordSignals | None]:
+        """The ranking scores: the sound's own, or fused with the words' when the prompt has words to
+        match and the library has any (search/fusion.py)."""
+        if request is None or not words_text or self.bundle is None:
+            return sound, None
+        if request.words_weight == 0 and request.meaning_weight == 0:
+            return sound, None
+        words = word_signals(self.catalog, self.bundle, table.paths, words_text)
+        if not words.has_words.any():
+            return sound, words  # nothing to fuse: exactly the sound's order
+        signals = [
+            Signal("sound", sound, request.sound_weight),
+            Signal("words", words.bm25, request.words_weight, words.has_words),
+            Signal("meaning", words.meaning, request.meaning_weight, words.has_words),
         ]
+        mask = keep if keep is not None else np.ones(len(sound), bool)
+        return fuse(signals, mask, request.fusion_k), words
 
     def similar(
         self,

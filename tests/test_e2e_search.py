@@ -39,7 +39,7 @@ def check_results(results: list[dict], clip_seconds: float | None) -> None:
     assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
     for r in results:
         curve, step = r["curve"], r["segment_seconds"]
-        assert curve and r["score"] == pytest.approx(max(curve), abs=1e-5)
+        assert curve and r["sound_score"] == pytest.approx(max(curve), abs=1e-5)
         # The best offset is where the match curve peaks.
         assert r["start"] == pytest.approx(step * curve.index(max(curve)))
         if clip_seconds is not None:
@@ -57,7 +57,9 @@ def test_zero_shot_bundle_prompt_search(tmp_path):
     assert summary["retrieval"]["space"].startswith("zero-shot-")
 
     for prompt, tag in (("jazz piano", "jazz"), ("dark techno", "techno"), ("calm ambient pads", "ambient")):
-        results = suggest(home, "--prompt", prompt, "--catalog", str(catalog), "--bundle", str(bundle))
+        # The sound side alone: this world's titles are random words ("Dark Voyage") and would mislead.
+        results = suggest(home, "--prompt", prompt, "--catalog", str(catalog), "--bundle", str(bundle),
+                          "--words-weight", "0", "--meaning-weight", "0")  # fmt: skip
         check_results(results, None)
         expected = pieces_with(tag)
         assert {r["path"] for r in results[: len(expected)]} == expected, (prompt, results[:3])

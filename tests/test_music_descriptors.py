@@ -195,8 +195,11 @@ def test_missing_and_silent_segments_score_zero():
 
 
 def test_every_concept_has_prompt_phrases():
-    assert set(d.CONCEPT_PHRASES) == set(d.CONCEPTS)
-    assert all(name in phrases for name, phrases in d.CONCEPT_PHRASES.items())
+    from viml.engine.text.tagset import load_table
+
+    table = load_table()
+    assert set(table.vocabularies["SOUND"]) == set(d.CONCEPTS)  # every measured concept has prompt wordings
+    assert all(table.concept_for("SOUND", name).mentions for name in d.CONCEPTS)
 
 
 # --- the real taggers -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ Vocal presence is the tagger's (MTT vocals/female/male/choir, MSD female vocalis
 not measured here.
 
 `descriptor_columns` turns a library's descriptors into concept scores in [0, 1] per segment (`CONCEPTS`,
-formulas in its docstring); `CONCEPT_PHRASES` lists the prompt wordings that mean each concept.
+formulas in its docstring); their prompt wordings are in the tag table (vocabulary SOUND).
 """
 
 from __future__ import annotations
@@ -126,24 +126,8 @@ CONCEPTS = (
     "calm then explosive",
     "contrast",
 )
-# Prompt wordings of each concept (lower case), for the prompt parser; MTT also has "loud", "quiet" and
-# "soft" tags: the measured columns describe the same thing on a scale the whole library shares.
-CONCEPT_PHRASES: dict[str, tuple[str, ...]] = {
-    "loud": ("loud", "powerful", "high energy", "high-energy"),
-    "quiet": ("quiet", "soft", "low energy", "low-energy", "hushed"),
-    "bright": ("bright", "brilliant", "crisp", "airy"),
-    "dark": ("dark", "muffled", "murky", "dull"),
-    "busy": ("busy", "dense", "rhythmic", "lots of hits"),
-    "sparse": ("sparse", "minimal", "still", "sustained"),
-    "building": (
-        "building", "slowly building", "builds", "build-up", "build up", "buildup", "crescendo",
-        "rising", "growing", "swelling",
-    ),
-    "calm then explosive": (
-        "calm then explosive", "quiet then loud", "soft then loud", "explosive", "explodes", "climax",
-    ),
-    "contrast": ("contrast", "contrasting", "dynamic", "dramatic dynamics", "big dynamics"),
-}  # fmt: skip
+# Their prompt wordings are the concepts' mentions in the one tag table (engine/text/tag_table.json,
+# vocabulary SOUND), where MTT's own loud / quiet tags share the concepts loud and quiet.
 
 # Library normalisation: the 5th..95th percentile range maps to 0..1, widened to at least this span.
 PERCENTILES = (5.0, 95.0)

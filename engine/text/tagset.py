@@ -21,7 +21,7 @@ from viml.engine.tags import TAG_THRESHOLD as DEFAULT_THRESHOLD
 from viml.engine.tags import merged
 
 TABLE_PATH = Path(__file__).with_name("tag_table.json")
-TYPES = ("genre", "mood", "tempo", "instrument", "vocals", "era", "other")
+TYPES = ("genre", "mood", "tempo", "instrument", "vocals", "era", "sound", "other")
 
 # Tag probabilities as the catalog writes them: {"MTT": {"piano": 0.81, ...}, "MSD": {...}}.
 TagProbabilities = Mapping[str, Mapping[str, float]]

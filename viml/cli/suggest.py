@@ -9,14 +9,16 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from viml.cli._args import fraction, output_file, positive_count
+from viml.cli._args import fraction, number, output_file, positive_count
 from viml.cli.scan import add_catalog_arguments
 from viml.core.errors import UserFacingError
+from viml.search.defaults import MEANING_WEIGHT, POOLINGS, WORDS_WEIGHT
 
 if TYPE_CHECKING:
     from viml.search import Filters, SuggestRequest
 
 ORDER = 30
+non_negative = number(0.0)
 
 
 def parse_time(text: str) -> float:
@@ -106,6 +108,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--influence", type=fraction, default=0.5, metavar="W",
         help="how much the prompt counts against the picture, 0..1 (default 0.5)",
     )  # fmt: skip
+    signals = parser.add_argument_group(
+        "signals", "how a prompt's ranking mixes the sound with the library's own words (0 turns one off)"
+    )
+    signals.add_argument(
+        "--sound-weight",
+        type=non_negative,
+        default=1.0,
+        metavar="W",
+        help="the music itself: the bundle's sound side and prompt terms (default 1)",
+    )
+    signals.add_argument(
+        "--words-weight",
+        type=non_negative,
+        default=WORDS_WEIGHT,
+        metavar="W",
+        help=f"file tags, titles, folder and file names matched word for word (default {WORDS_WEIGHT:g})",
+    )
+    signals.add_argument(
+        "--meaning-weight",
+        type=non_negative,
+        default=MEANING_WEIGHT,
+        metavar="W",
+        help=f"the prompt's meaning against those words (default {MEANING_WEIGHT:g})",
+    )
+    signals.add_argument("--pooling", choices=POOLINGS, default="best",
+                         help="a track's sound score from its windows (default best)")  # fmt: skip
     add_catalog_arguments(parser)
     add_filter_arguments(parser)
     add_output_arguments(parser)
@@ -120,7 +148,8 @@ def request_from(args: argparse.Namespace) -> SuggestRequest:
 
     return SuggestRequest(
         video=args.video, start=args.start, end=args.end, prompt=args.prompt, influence=args.influence,
-        filters=filters_from(args), top=args.top,
+        filters=filters_from(args), top=args.top, sound_weight=args.sound_weight,
+        words_weight=args.words_weight, meaning_weight=args.meaning_weight, pooling=args.pooling,
     )  # fmt: skip
 
 
@@ -185,14 +214,16 @@ def emit(
 def table(results) -> str:
     if not results:
         return "no tracks match"
-    lines = [f"{'#':>2}  {'score':>6}  {'best part':>13}  {'track':<40}  tags"]
+    lines = [f"{'#':>2}  {'score':>6}  {'best part':>13}  {'track':<40}  why: tags; words (field)"]
     for r in results:
         name = r.title or r.path.rsplit("/", 1)[-1]
         if r.artist:
             name = f"{r.artist} – {name}"
-        tags = ", ".join(t["tag"] for t in r.matched_tags)
+        why = ", ".join(t["tag"] for t in r.matched_tags)
+        if r.matched_words:
+            why += "; " + ", ".join(f"{w['word']} ({w['field']})" for w in r.matched_words[:4])
         lines.append(
-            f"{r.rank:>2}  {r.score:6.3f}  {_clock(r.start):>6}-{_clock(r.end):<6}  {name[:40]:<40}  {tags}"
+            f"{r.rank:>2}  {r.score:6.3f}  {_clock(r.start):>6}-{_clock(r.end):<6}  {name[:40]:<40}  {why}"
         )
         lines.append(f"{'':>26}curve {sparkline(r.curve)}")
     return "\n".join(lines)
