@@ -98,8 +98,9 @@ METHODS: dict[str, dict] = {
     DEFAULT: {},
 }  # fmt: skip
 GRID = [
-    {"words_weight": w, "meaning_weight": m, "fusion_k": k, "pooling": pool}
-    for w in (0.5, 1.0, 2.0) for m in (0.0, 0.5, 1.0) for k in (5.0, 10.0, 30.0) for pool in ("best", "best+mean")
+    {"words_weight": w, "meaning_weight": m, "meaning_floor": floor, "pooling": pool}
+    for w in (0.5, 1.0, 2.0, 4.0) for m in (0.0, 0.5, 1.0, 2.0) for floor in (0.2, 0.3, 0.4)
+    for pool in ("best", "best+mean")
 ]  # fmt: skip
 
 

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 POOLINGS = ("best", "mean", "top3", "best+mean")  # a track's sound score from its windows (ranking.py)
-WORDS_WEIGHT = 1.0  # fused weight of the library's words matched in full text (BM25)
-MEANING_WEIGHT = 1.0  # fused weight of the prompt's meaning against each track's words
-FUSION_K = 10.0  # reciprocal-rank fusion's smoothing (fusion.py)
+WORDS_WEIGHT = 1.0  # the best full-text (BM25) match is worth this many standard deviations of sound
+MEANING_WEIGHT = 1.0  # a perfect meaning match of the prompt and a track's words, the same
+MEANING_FLOOR = 0.3  # cosine of prompt and a track's words under which the words say nothing

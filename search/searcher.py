@@ -21,10 +21,10 @@ from viml.core.errors import UserFacingError
 from viml.engine.music.descriptors import descriptor_columns
 from viml.engine.segments import DEFAULT_SEGMENT_SECONDS
 from viml.engine.vectors import normalize_rows
-from viml.search.defaults import MEANING_WEIGHT, WORDS_WEIGHT
+from viml.search.defaults import MEANING_FLOOR, MEANING_WEIGHT, WORDS_WEIGHT
 from viml.search.explain import matched_tags
 from viml.search.filters import Filters
-from viml.search.fusion import DEFAULT_K, Signal, fuse
+from viml.search.fusion import Signal, fuse
 from viml.search.prompt_terms import PromptTerms, parse_prompt
 from viml.search.query import encode_query
 from viml.search.ranking import POOLINGS, WindowScores, pooled, top_tracks, window_scores
@@ -58,7 +58,7 @@ class SuggestRequest:
     sound_weight: float = 1.0  # the bundle's sound side: window scores plus prompt terms
     words_weight: float = WORDS_WEIGHT  # the library's words matched in full text (BM25)
     meaning_weight: float = MEANING_WEIGHT  # the prompt's meaning against each track's words
-    fusion_k: float = DEFAULT_K
+    meaning_floor: float = MEANING_FLOOR  # cosine under which a track's words say nothing about the prompt
     pooling: str = "best"  # a track's score from its windows: best | mean | top3 | best+mean (ranking.py)
     descriptors: bool = True  # prompt terms also read the measured sound (loud, building, bright, ...)
 
@@ -82,8 +82,10 @@ class SuggestRequest:
             raise UserFacingError("at least one of the sound, words and meaning weights must be above 0")
         if self.pooling not in POOLINGS:
             raise UserFacingError(f"unknown pooling {self.pooling!r}: choose one of {', '.join(POOLINGS)}")
-        if not (math.isfinite(self.fusion_k) and self.fusion_k > 0):
-            raise UserFacingError(f"fusion k must be a number > 0, got {self.fusion_k}")
+        if not (isinstance(self.meaning_floor, int | float) and -1.0 <= self.meaning_floor <= 1.0):
+            raise UserFacingError(
+                f"meaning floor must be a cosine between -1 and 1, got {self.meaning_floor}"
+            )
         if self.video is not None:
             if not (math.isfinite(self.start) and self.start >= 0):
                 raise UserFacingError(f"the in point must be a time >= 0, got {self.start}")
@@ -308,13 +310,13 @@ class Searcher:
         words = word_signals(self.catalog, self.bundle, table.paths, words_text)
         if not words.has_words.any():
             return sound, words  # nothing to fuse: exactly the sound's order
+        full_text, meaning = words.evidence(request.meaning_floor)
         signals = [
-            Signal("sound", sound, request.sound_weight),
-            Signal("words", words.bm25, request.words_weight, words.has_words),
-            Signal("meaning", words.meaning, request.meaning_weight, words.has_words),
+            Signal("words", full_text, request.words_weight),
+            Signal("meaning", meaning, request.meaning_weight),
         ]
         mask = keep if keep is not None else np.ones(len(sound), bool)
-        return fuse(signals, mask, request.fusion_k), words
+        return fuse(sound, signals, request.sound_weight, mask), words
 
     def similar(
         self,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from viml.core.paths import cache_dir
 from viml.engine.vectors import normalize_rows
+from viml.search.fusion import above_floor, relative
 
 if TYPE_CHECKING:
     from viml.catalog.store import Catalog
@@ -32,6 +33,15 @@ class WordSignals:
     meaning: np.ndarray  # float [T] cosine of the prompt with the track's words (0 where it has none)
     has_words: np.ndarray  # bool [T] the track has any words at all
     matched: dict[str, list[dict]]  # path -> [{"field": ..., "word": ...}] what matched, for "why"
+
+    def evidence(self, meaning_floor: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each signal's evidence in [0, 1] (search/fusion.py): full-text score relative to the best
+        match, and the meaning's cosine from `meaning_floor` up. Below the floor a track's words say
+        nothing about the prompt (a file called "track 07"), so they must not move it."""
+        return (
+            relative(self.bm25, self.bm25 > 0),
+            above_floor(self.meaning, self.has_words, meaning_floor),
+        )
 
 
 # Full-text matches beyond the best ones add nothing to a fused ranking (their reciprocal ranks are tiny)
