@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
+import numpy as np
 from viml.engine.tags import TAG_THRESHOLD, strongest
-
-if TYPE_CHECKING:
-    from viml.catalog.store import Catalog
 
 MATCHED_TAGS = 5
 
 
 def matched_tags(
-    catalog: Catalog,
-    content_hash: str,
-    first: int,
-    last: int,
+    rows: np.ndarray,
+    names: list[str],
     prompt: str | None,
     threshold: float = TAG_THRESHOLD,
     top: int = MATCHED_TAGS,
 ) -> list[dict]:
-    """Tags at or above threshold over segments first..last; tags the prompt mentions come first."""
-    names = catalog.tag_names()
-    if not names:
+    """Tags at or above threshold over a window's segments (tag probability `rows` [n, T] with columns
+    'VOCAB:tag'); tags the prompt mentions come first."""
+    if not names or len(rows) == 0:
         return []
-    probabilities = catalog.segment_tags(content_hash, first, last).mean(axis=0)
+    probabilities = np.asarray(rows, np.float32).mean(axis=0)
     words = set(re.findall(r"[a-z0-9]+", prompt.lower())) if prompt else set()
     found = [
         {

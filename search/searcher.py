@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from viml.catalog.store import Catalog, TrackTable, path_key
@@ -151,12 +152,35 @@ class SearchResult:
         return line + (f"; prompt terms: {described}" if described else "")
 
 
+# What a search reads of a library that only a write can change (the stacked segment matrix, the terms'
+# columns, whether every track is in a space), kept per catalog and generation (SQLite triggers bump it on
+# every write ranking can see): only the first query after a write pays for reading them.
+_VIEWS_KEPT = 4
+_views: OrderedDict[tuple, dict[str, object]] = OrderedDict()
+
+
 class Searcher:
     """Searches over one open catalog with one opened bundle (`viml.engine.runtime.open_bundle`)."""
 
     def __init__(self, catalog: Catalog, bundle: RuntimeBundle | None = None) -> None:
         self.catalog = catalog
         self.bundle = bundle
+
+    def _views(self) -> dict[str, object]:
+        """This catalog's views at its current generation."""
+        key = (str(self.catalog.path), *self.catalog.state())
+        views = _views.get(key)
+        if views is None:
+            views = _views[key] = {}
+            while len(_views) > _VIEWS_KEPT:
+                _views.popitem(last=False)
+        return views
+
+    def _view(self, name: str, build: Callable[[], object]) -> Any:
+        views = self._views()
+        if name not in views:
+            views[name] = build()
+        return views[name]
 
     @property
     def space(self) -> RetrievalSpace:
@@ -174,7 +198,9 @@ class Searcher:
         space = self.space
         assert self.bundle is not None  # self.space checked it
         spec = self.bundle.analysis
-        stale = self.catalog.analysed_otherwise(spec.analysis_id)
+        stale = self._view(
+            f"stale:{spec.analysis_id}", lambda: self.catalog.analysed_otherwise(spec.analysis_id)
+        )
         if stale:
             # Scans decide this (they re-analyse for their bundle); a search only says so.
             raise UserFacingError(
@@ -182,7 +208,12 @@ class Searcher:
                 f"{self.bundle.name!r} needs ({spec.describe()}): re-analyse them with "
                 f"`viml scan FOLDER --bundle {self.bundle.name}`"
             )
-        return ensure_space(self.catalog, space, progress=progress, checkpoint=checkpoint)
+        complete = f"complete:{space.id}"
+        if self._views().get(complete):
+            return 0
+        embedded = ensure_space(self.catalog, space, progress=progress, checkpoint=checkpoint)
+        self._views()[complete] = True  # at the generation its writes (if any) left behind
+        return embedded
 
     def suggest(
         self,
@@ -242,7 +273,7 @@ class Searcher:
         text) also ranks the tracks by the library's words, fused with the sound by `request`'s weights;
         the best part of each track still comes from the sound."""
         space_id = space_id if space_id is not None else self.space.id
-        table = self.catalog.load_tracks(space_id)
+        table = self._view(f"table:{space_id}", lambda: self.catalog.load_tracks(space_id))
         if not table.paths:
             raise UserFacingError(
                 "the catalog has no tracks for this model yet; run `viml scan FOLDER` first"
@@ -282,16 +313,25 @@ class Searcher:
         """What prompt terms read, per segment: the taggers' tag probabilities ('MTT:piano') and, unless
         the request turns them off, the measured sound concepts in [0, 1] across the library
         ('SOUND:building', engine/music/descriptors.py)."""
-        tags = self.catalog.segment_tag_matrix(table)
-        names = self.catalog.tag_names()
+        tags, names = self._tag_matrix(table)
         if request is not None and not request.descriptors:
             return tags, names
-        measured = self.catalog.segment_descriptors(table)
-        if not measured:
-            return tags, names
-        concepts = descriptor_columns(measured, table.starts, table.counts)
-        matrix = np.column_stack([tags, *concepts.values()]).astype(np.float32)
-        return matrix, [*names, *(f"SOUND:{name}" for name in concepts)]
+
+        def build() -> tuple[np.ndarray, list[str]]:
+            measured = self.catalog.segment_descriptors(table)
+            if not measured:
+                return tags, names
+            concepts = descriptor_columns(measured, table.starts, table.counts)
+            matrix = np.column_stack([tags, *concepts.values()]).astype(np.float32)
+            return matrix, [*names, *(f"SOUND:{name}" for name in concepts)]
+
+        return self._view(f"terms:{id(table)}", build)
+
+    def _tag_matrix(self, table: TrackTable) -> tuple[np.ndarray, list[str]]:
+        """The taggers' probabilities [N, T] aligned with `table`, and their column names."""
+        return self._view(
+            f"tags:{id(table)}", lambda: (self.catalog.segment_tag_matrix(table), self.catalog.tag_names())
+        )
 
     def _fused(
         self,
@@ -396,11 +436,10 @@ class Searcher:
         duration = track.duration
         last = min(offset + k, int(table.counts[index])) - 1
         threshold = self.bundle.analysis.tag_threshold if self.bundle is not None else None
+        matrix, names = self._tag_matrix(table)
         tags = matched_tags(
-            self.catalog,
-            table.hashes[index],
-            offset,
-            last,
+            matrix[start_row + offset : start_row + last + 1],
+            names,
             prompt,
             **({"threshold": threshold} if threshold else {}),
         )
