@@ -1,4 +1,4 @@
-"""The real-music set of bench/zero_shot.py: download (apt-get download + dpkg -x), excerpt, never commit.
+"""The real-music set of bench/search.py: download (apt-get download + dpkg -x), excerpt, never commit.
 
 Debian packages of freely licensed game music are fetched into `<cache>/realmusic/` (outside the repo);
 each labelled track becomes a mono 16 kHz WAV excerpt (the middle `excerpt_seconds` of the track; a

@@ -50,7 +50,7 @@ class SuggestRequest:
     filters: Filters = field(default_factory=Filters)
     top: int = 10
     mention_weight: float = 0.0  # boost for concepts the prompt merely mentions (prompt_terms.py)
-    # Ablations (bench/zero_shot.py): read no terms and embed the prompt as typed; or embed nothing and let
+    # Ablations (bench/search.py): read no terms and embed the prompt as typed; or embed nothing and let
     # the prompt act only through its terms.
     prompt_terms: bool = True
     embed_prompt: bool = True
