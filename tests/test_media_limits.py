@@ -80,8 +80,8 @@ def test_a_tiny_segment_length_is_a_per_file_error_not_a_runaway(ten_seconds):
     ("argument", "value", "message"),
     [("--threshold", "nan", "finite"), ("--threshold", "1.5", "between 0 and 1"),
      ("--threshold", "inf", "finite"), ("--threshold", "ten", "not a number"),
-     ("--top", "0", "at least 1"), ("--top", "2.5", "not a whole number"),
-     ("--jobs", "0", "at least 1"), ("--jobs", "-3", "at least 1")],
+     ("--top", "0", "1 or more"), ("--top", "2.5", "not a whole number"),
+     ("--jobs", "0", "1 or more"), ("--jobs", "-3", "1 or more")],
 )  # fmt: skip
 def test_viml_tag_refuses_bad_numbers_in_one_line(tmp_path, capsys, argument, value, message):
     from viml.cli import main

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-from viml.cli._args import output_path
+from viml.cli._args import fraction, output_path, positive_count
 from viml.cli.scan import add_catalog_arguments
 from viml.engine.tags import TAG_THRESHOLD
 
@@ -30,47 +29,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="audio files or folders")
     parser.add_argument(
         "--threshold",
-        type=_probability,
+        type=fraction,
         default=TAG_THRESHOLD,
         help=f"tag probability cut (default {TAG_THRESHOLD})",
     )
-    parser.add_argument("--top", type=_count, default=5, help="tags per track in the table (default 5)")
+    parser.add_argument(
+        "--top", type=positive_count, default=5, help="tags per track in the table (default 5)"
+    )
     parser.add_argument("--json", type=output_path, metavar="PATH", help="write all results as JSON")
     parser.add_argument("--csv", type=output_path, metavar="PATH", help="write one row per segment as CSV")
     add_catalog_arguments(parser)
-    parser.add_argument("-j", "--jobs", type=_count, help="worker processes (default: all CPU cores)")
+    parser.add_argument("-j", "--jobs", type=positive_count, help="worker processes (default: all CPU cores)")
     parser.add_argument("--reanalyze", action="store_true", help="analyse every file again, changed or not")
     parser.add_argument("--write-tags", action="store_true", help="plan writing genre/mood into the files")
     parser.add_argument("--apply", action="store_true", help="with --write-tags: really write the files")
     parser.add_argument("--device", choices=["auto", "cpu"], default="auto", help="onnxruntime device")
     parser.set_defaults(func=run)
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    value = _finite(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
