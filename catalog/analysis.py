@@ -99,15 +99,18 @@ BUNDLE_ENV = "VIML_ANALYSIS_BUNDLE"
 
 
 def analysis_spec(bundle_folder: str | None = None) -> AnalysisSpec:
-    """The spec a scan analyses with: the bundle's own (`bundle_folder`, else the scan's bundle), or the
-    converted musicnn's with the default rules ("" asks for the latter whatever the scan's bundle)."""
+    """The spec a scan analyses with: the bundle's own (`bundle_folder`, else the scan's bundle), or, with
+    no bundle, the converted musicnn's with the default rules."""
+    folder = bundle_folder or os.environ.get(BUNDLE_ENV)
+    return _bundle(folder).analysis if folder else converted_spec()
+
+
+def converted_spec() -> AnalysisSpec:
+    """The converted musicnn (`viml convert-musicnn`) with the default segment rules."""
     from viml.engine.bundles.manifest import hash_files
     from viml.engine.bundles.spec import AnalysisSpec, music_model_files
     from viml.engine.music.manifest import model_folder
 
-    folder = os.environ.get(BUNDLE_ENV) if bundle_folder is None else bundle_folder
-    if folder:
-        return _bundle(folder).analysis
     return AnalysisSpec(music_model_files=music_model_files(hash_files(model_folder())))
 
 
@@ -124,15 +127,13 @@ def load_music_model() -> MusicModelAnalyzer:
             return MusicModelAnalyzer(bundle.music_model(), bundle.analysis)
         # A bundle built without its music model names the converted one's files in its spec: they must
         # be the files that are really there, or the analysis would carry another model's id.
-        converted = analysis_spec("").music_model_files
-        if converted != bundle.analysis.music_model_files:
+        if converted_spec().music_model_files != bundle.analysis.music_model_files:
             raise UserFacingError(
                 f"bundle {bundle.name!r} was built for another conversion of the music model than the one "
                 "installed; rebuild the bundle, or scan with a bundle that includes its music model"
             )
         return MusicModelAnalyzer(MusicModel.load(threads=threads), bundle.analysis)
-    spec = analysis_spec()
-    return MusicModelAnalyzer(MusicModel.load(threads=threads), spec)
+    return MusicModelAnalyzer(MusicModel.load(threads=threads), converted_spec())
 
 
 def expected_analyzer_id(spec: str = DEFAULT_ANALYZER) -> str:

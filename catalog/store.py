@@ -631,14 +631,6 @@ class Catalog:
             tracks=[records[p] for p in paths],
         )
 
-    def segment_tags(self, content_hash: str, first: int, last: int) -> np.ndarray:
-        """Tag probabilities [n, T] of segments first..last (inclusive) of one content."""
-        rows = self.connection.execute(
-            "SELECT tags FROM segments WHERE hash = ? AND idx BETWEEN ? AND ? ORDER BY idx",
-            (content_hash, first, last),
-        ).fetchall()
-        return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
-
     def segment_tag_matrix(self, table: TrackTable) -> np.ndarray:
         """Tag probabilities [N, T] aligned with the rows of `table` (columns: `tag_names()`)."""
         blobs = self._segment_tag_blobs(set(table.hashes))

@@ -30,7 +30,7 @@ from viml.search.prompt_terms import PromptTerms, parse_prompt
 from viml.search.query import encode_query
 from viml.search.ranking import POOLINGS, WindowScores, pooled, top_tracks, window_scores
 from viml.search.spaces import RetrievalSpace, ensure_space, retrieval_space
-from viml.search.words import WordSignals, word_signals
+from viml.search.words import WordSignals, track_meanings, word_signals
 
 if TYPE_CHECKING:
     from viml.engine.runtime.bundle import RuntimeBundle
@@ -347,7 +347,12 @@ class Searcher:
             return sound, None
         if request.words_weight == 0 and request.meaning_weight == 0:
             return sound, None
-        words = word_signals(self.catalog, self.bundle, table.paths, words_text)
+        bundle = self.bundle
+        meanings = self._view(
+            f"meanings:{id(table)}:{bundle.folder}:{bundle.bundle_hash}",
+            lambda: track_meanings(self.catalog, bundle, table.paths),
+        )  # only the first query after a write reads and embeds the words
+        words = word_signals(self.catalog, bundle, table.paths, words_text, meanings)
         if not words.has_words.any():
             return sound, words  # nothing to fuse: exactly the sound's order
         full_text, meaning = words.evidence(request.meaning_floor)

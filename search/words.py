@@ -44,14 +44,17 @@ class WordSignals:
         )
 
 
-# Full-text matches beyond the best ones add nothing to a fused ranking (their reciprocal ranks are tiny)
-# and cost most of the query (finding the matched words of each row): the rest rank as "no match".
+# Full-text matches beyond the best ones add little to a fused ranking (their evidence relative to the
+# best match is small) and cost most of the query (finding the matched words of each row): the rest count
+# as "no match".
 BM25_LIMIT = 200
-_MEANINGS_KEPT = 4
 
 
-def word_signals(catalog: Catalog, bundle: RuntimeBundle, paths: list[str], text: str) -> WordSignals:
-    """Both word signals for a prompt's text (its negated words already removed), aligned with `paths`."""
+def word_signals(
+    catalog: Catalog, bundle: RuntimeBundle, paths: list[str], text: str, meanings: TrackMeanings
+) -> WordSignals:
+    """Both word signals for a prompt's text (its negated words already removed), aligned with `paths`;
+    `meanings` is `track_meanings` of the same paths (the caller keeps it while the catalog is unchanged)."""
     matches = catalog.word_matches(text, limit=BM25_LIMIT)
     count = len(paths)
     bm25 = np.zeros(count)
@@ -62,7 +65,7 @@ def word_signals(catalog: Catalog, bundle: RuntimeBundle, paths: list[str], text
         if index is not None:
             bm25[index] = match.score
             matched[path] = [{"field": field, "word": word} for field, word in match.hits]
-    has_words, vectors = _track_meanings(catalog, bundle, paths)
+    has_words, vectors = meanings
     meaning = np.zeros(count)
     if has_words.any():
         prompt = normalize_rows(bundle.clips.prompt_embedding(text)[None])[0]
@@ -70,24 +73,16 @@ def word_signals(catalog: Catalog, bundle: RuntimeBundle, paths: list[str], text
     return WordSignals(bm25, meaning, has_words, matched)
 
 
-_meanings: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+TrackMeanings = tuple[np.ndarray, np.ndarray]  # (has words [T], unit vectors of the tracks that have them)
 
 
-def _track_meanings(
-    catalog: Catalog, bundle: RuntimeBundle, paths: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(has words [T], unit vectors of the tracks that have them); kept per catalog generation and text
-    encoder, so only the first query after a write reads and embeds the words."""
-    embeddings = WordEmbeddings.for_bundle(bundle)
-    key = (str(catalog.path), *catalog.state(), embeddings.encoder_id, len(paths), hash(tuple(paths)))
-    if key not in _meanings:
-        texts = catalog.track_words(paths)
-        has_words = np.array([bool(texts.get(path, "").strip()) for path in paths], bool)
-        wanted = [texts[p] for p, has in zip(paths, has_words, strict=True) if has]
-        _meanings[key] = (has_words, embeddings.embed(wanted) if wanted else np.zeros((0, 0), np.float32))
-        while len(_meanings) > _MEANINGS_KEPT:
-            _meanings.pop(next(iter(_meanings)))
-    return _meanings[key]
+def track_meanings(catalog: Catalog, bundle: RuntimeBundle, paths: list[str]) -> TrackMeanings:
+    """Which tracks have words, and their words' embeddings (each text embedded once, cached on disk)."""
+    texts = catalog.track_words(paths)
+    has_words = np.array([bool(texts.get(path, "").strip()) for path in paths], bool)
+    wanted = [texts[p] for p, has in zip(paths, has_words, strict=True) if has]
+    vectors = WordEmbeddings.for_bundle(bundle).embed(wanted) if wanted else np.zeros((0, 0), np.float32)
+    return has_words, vectors
 
 
 class WordEmbeddings:

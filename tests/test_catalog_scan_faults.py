@@ -13,10 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-import wave
 
 import numpy as np
 import pytest
+from test_catalog_scan import write_wav
 from viml.catalog import analysis
 from viml.catalog.scan import scan
 from viml.catalog.store import Catalog, Fingerprint
@@ -96,17 +96,6 @@ def crashes_while_loading():
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-def write_wav(path, seconds, seed, rate=8000):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(rate * seconds)) / rate
-    tone = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 2000) * t) + 0.05 * rng.standard_normal(len(t))
-    with wave.open(os.fsdecode(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes((tone * 32767).astype("<i2").tobytes())
 
 
 def music_folder(root, names):

@@ -7,13 +7,14 @@ the file's size and mtime stay the same).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
 
 from viml.core.paths import models_dir
-from viml.engine.bundles.manifest import is_inside_path
+
+# sha256_file is the bundles' own, named here for the converter and `verified_file` (tests patch it here).
+from viml.engine.bundles.manifest import is_inside_path, sha256_file
 
 MUSICNN_VERSION = "0.1.0"
 # Bump when the conversion output changes, so `viml convert-musicnn` redoes stale folders.
@@ -29,14 +30,6 @@ _verified: set[tuple[str, int, int, str]] = set()
 
 def model_folder() -> Path:
     return models_dir() / "musicnn"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verified_file(folder: Path, entry: object) -> Path:
