@@ -84,6 +84,12 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", type=output_file, metavar="PATH", help="write to this file instead of the terminal"
     )
+    parser.add_argument(
+        "--alternatives",
+        choices=["none", "muted"],
+        default="none",
+        help="--format otio: leave the other suggestions out (default), or add them as muted tracks A2..",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Rank catalogued tracks for a clip (VIDEO with --in/--out) and/or a --prompt. Each result has "
             "its best start offset for a piece of music as long as the clip, the score, matched tags and "
-            "a match curve. --format otio writes an OpenTimelineIO timeline with the clip and the music."
+            "a match curve. --format otio writes a timeline with the clip and the music, in the format of the "
+            "--output file's extension: .otio .xml (FCP7: Premiere, Resolve) .fcpxml (Final Cut, Resolve) "
+            ".kdenlive .xges (Pitivi) .aaf (Avid) .edl."
         ),
     )
     parser.add_argument("video", nargs="?", help="video file (omit for a prompt-only search)")
@@ -189,14 +197,7 @@ def emit(
 
     rows = [r.as_dict() for r in results]
     if args.format == "otio":
-        from viml.catalog.otio_export import MusicPlacement, build_timeline, write_timeline
-
-        if not args.output:
-            raise UserFacingError("--format otio needs --output PATH.otio")
-        length = clip_seconds or (results[0].end - results[0].start if results else 0.0)
-        placements = [MusicPlacement(r.path, r.start, r.title, r.duration) for r in results]
-        write_timeline(build_timeline(placements, length, video, video_in), args.output)
-        print(f"wrote {args.output}: {len(placements)} music tracks" + (f" against {video}" if video else ""))
+        write_suggestion_timeline(results, args, clip_seconds, video, video_in)
         return
     if args.format == "json":
         text = json.dumps(rows, indent=2, ensure_ascii=False)
@@ -209,6 +210,25 @@ def emit(
             handle.write(text + ("" if text.endswith("\n") else "\n"))
     else:
         print(text)
+
+
+def write_suggestion_timeline(results, args, clip_seconds, video, video_in) -> None:
+    from viml.catalog.otio_export import MusicPlacement, build_timeline, write_timeline
+    from viml.catalog.timeline_formats import FORMATS, format_for
+
+    if not args.output:
+        raise UserFacingError(f"--format otio needs --output PATH with one of {' '.join(FORMATS)}")
+    fmt = format_for(args.output)  # an unknown extension stops before anything is built
+    if not results:
+        raise UserFacingError("no tracks match: there is no music to place on a timeline")
+    length = clip_seconds or (results[0].end - results[0].start)
+    placements = [MusicPlacement(r.path, r.start, r.title, r.duration) for r in results]
+    timeline = build_timeline(placements, length, video, video_in, alternatives=args.alternatives)
+    write_timeline(timeline, args.output)
+    music = len([t for t in timeline.tracks if t.kind == "Audio"])
+    muted = f" ({music - 1} muted)" if music > 1 else ""
+    print(f"wrote {args.output} ({fmt.label}): {music} music track{'s' if music > 1 else ''}{muted}"
+          + (f" against {video}" if video else ""))  # fmt: skip
 
 
 def table(results) -> str:
