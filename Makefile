@@ -28,9 +28,13 @@ $(STAMP): pyproject.toml setup.py scripts/system-deps.sh
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	# tinysoundfont declares pyaudio (needs PortAudio headers to build) but offline rendering never uses it.
 	$(PY) -m pip install -q --no-deps tinysoundfont
-	$(PY) -m pip install -q -e '.[train,test]'
+	$(PY) -m pip install -q -e '.[train,test,bench]'
 	# The musicnn wheel carries the pretrained taggers; its metadata pins numpy<1.17 and TensorFlow, so it is
 	# never installed, only downloaded: `viml convert-musicnn` reads the checkpoints straight from the zip.
 	test -f $(VIML_CACHE)/wheels/musicnn-0.1.0-py3-none-any.whl || \
 		$(PY) -m pip download -q --no-deps musicnn==0.1.0 -d $(VIML_CACHE)/wheels
+	# Likewise BeatNet's wheel (CC BY 4.0 beat/downbeat CRNN weights; it requires madmom and pins numba):
+	# only downloaded, `viml convert-beatnet` reads the state dicts from the zip.
+	test -f $(VIML_CACHE)/wheels/BeatNet-1.1.3-py3-none-any.whl || \
+		$(PY) -m pip download -q --no-deps BeatNet==1.1.3 -d $(VIML_CACHE)/wheels
 	touch $(STAMP)

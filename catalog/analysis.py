@@ -11,7 +11,7 @@ import hashlib
 import importlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from viml.catalog.store import FileTags, Fingerprint
@@ -20,6 +20,8 @@ from viml.engine.music.types import MusicSegments
 
 if TYPE_CHECKING:
     from viml.engine.bundles.spec import AnalysisSpec
+    from viml.engine.music.rhythm.analysis import RhythmAnalyzer
+    from viml.engine.music.rhythm.types import Rhythm
     from viml.engine.music.runtime import MusicModel
     from viml.engine.runtime.bundle import RuntimeBundle
 
@@ -63,21 +65,43 @@ def load_analyzer(spec: str = DEFAULT_ANALYZER) -> Analyzer:
 class MusicModelAnalyzer:
     """The product's music model (musicnn taggers on onnxruntime) under an analysis spec; its id is the
     spec's `analysis_id` (the model's file hashes + segment rules), so the catalog knows, per content,
-    which spec analysed it."""
+    which spec analysed it. With a rhythm analyzer (the converted BeatNet), the same decode also measures
+    beats, sections and loudness (`rhythm_id` names that analysis)."""
 
-    def __init__(self, model: MusicModel, spec: AnalysisSpec) -> None:
+    def __init__(self, model: MusicModel, spec: AnalysisSpec, rhythm: RhythmAnalyzer | None = None) -> None:
         self.model = model
         self.spec = spec
         self.id = spec.analysis_id
+        self.rhythm = rhythm
+        self.rhythm_id = rhythm.id if rhythm else None
 
     def analyze_file(self, path: str) -> MusicSegments:
+        from viml.engine.music.rhythm.analysis import RHYTHM_SAMPLE_RATE
+
         spec = self.spec
-        return self.model.analyze_file(
+        stream = self.rhythm.stream() if self.rhythm else None
+        music = self.model.analyze_file(
             path,
             segment_seconds=spec.segment_seconds,
             min_fraction=spec.min_segment_fraction,
             refuse_silence=True,
+            also=(RHYTHM_SAMPLE_RATE, stream.push) if stream else None,
         )
+        if stream is None:
+            return music
+        rhythm = stream.finish(music.embeddings, music.starts)
+        return replace(music, rhythm=rhythm, rhythm_id=self.rhythm_id)
+
+    def analyze_rhythm(self, path: str, embeddings, segment_starts) -> Rhythm:
+        """Only the rhythm of a file whose music analysis is stored (its segment embeddings given)."""
+        from viml.engine.media import iter_audio
+        from viml.engine.music.rhythm.analysis import RHYTHM_SAMPLE_RATE
+
+        assert self.rhythm is not None
+        stream = self.rhythm.stream()
+        for block in iter_audio(path, RHYTHM_SAMPLE_RATE):
+            stream.push(block)
+        return stream.finish(embeddings, segment_starts)
 
 
 def usable_cores() -> int:
@@ -114,17 +138,55 @@ def converted_spec() -> AnalysisSpec:
     return AnalysisSpec(music_model_files=music_model_files(hash_files(model_folder())))
 
 
+# "0" scans without the rhythm analysis (beats, sections, loudness) even when BeatNet is converted.
+RHYTHM_ENV = "VIML_RHYTHM"
+
+
+def load_rhythm(threads: int | None = None) -> RhythmAnalyzer | None:
+    """The rhythm analysis the scan adds to the music model's: None when switched off (RHYTHM_ENV) or when
+    BeatNet is not converted (a warning says how to get it; the rest of the scan does not need it)."""
+    from viml.engine.music.rhythm.analysis import RhythmAnalyzer
+
+    if os.environ.get(RHYTHM_ENV, "1") == "0":
+        return None
+    try:
+        return RhythmAnalyzer.load(threads=threads)
+    except UserFacingError as error:
+        _warn_once(f"no beats, sections or loudness this scan: {error}")
+        return None
+
+
+def expected_rhythm_id(spec: str = DEFAULT_ANALYZER) -> str | None:
+    """The rhythm analysis id the scan's analyzer will write (None: it measures no rhythm)."""
+    if spec != DEFAULT_ANALYZER:
+        return getattr(load_analyzer(spec), "rhythm_id", None)
+    rhythm = load_rhythm(threads=1)
+    return rhythm.id if rhythm else None
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    import logging
+
+    if message not in _warned:
+        _warned.add(message)
+        logging.getLogger(__name__).warning(message)
+
+
 def load_music_model() -> MusicModelAnalyzer:
     from viml.engine.music.runtime import MusicModel
 
     # VIML_ANALYZER_THREADS: set by the scan for its workers (cores // workers) or by the user; a process
     # analysing on its own uses every core.
     threads = int(os.environ.get("VIML_ANALYZER_THREADS", "0")) or usable_cores()
+    rhythm = load_rhythm(threads)
     folder = os.environ.get(BUNDLE_ENV)
     if folder:  # the bundle's own music model, verified with the rest of the bundle
         bundle = _bundle(folder, threads)
         if "music_model" in bundle.manifest:
-            return MusicModelAnalyzer(bundle.music_model(), bundle.analysis)
+            return MusicModelAnalyzer(bundle.music_model(), bundle.analysis, rhythm)
         # A bundle built without its music model names the converted one's files in its spec: they must
         # be the files that are really there, or the analysis would carry another model's id.
         if converted_spec().music_model_files != bundle.analysis.music_model_files:
@@ -132,8 +194,8 @@ def load_music_model() -> MusicModelAnalyzer:
                 f"bundle {bundle.name!r} was built for another conversion of the music model than the one "
                 "installed; rebuild the bundle, or scan with a bundle that includes its music model"
             )
-        return MusicModelAnalyzer(MusicModel.load(threads=threads), bundle.analysis)
-    return MusicModelAnalyzer(MusicModel.load(threads=threads), converted_spec())
+        return MusicModelAnalyzer(MusicModel.load(threads=threads), bundle.analysis, rhythm)
+    return MusicModelAnalyzer(MusicModel.load(threads=threads), converted_spec(), rhythm)
 
 
 def expected_analyzer_id(spec: str = DEFAULT_ANALYZER) -> str:
@@ -201,6 +263,33 @@ def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
     return music
 
 
+@dataclass
+class RhythmJob:
+    """Measure only the rhythm of a file whose music analysis is stored (a catalog from before the beat
+    model): its segment embeddings come along for the sections."""
+
+    fp: Fingerprint
+    embeddings: object  # float32 [S, D]
+    segment_starts: object  # float64 [S]
+
+    @property
+    def path(self) -> str:
+        return self.fp.path
+
+
+def analyze_rhythm(analyzer: Analyzer, job: RhythmJob) -> Rhythm | FileFailure:
+    fp = job.fp
+    try:
+        return analyzer.analyze_rhythm(fp.path, job.embeddings, job.segment_starts)  # type: ignore[attr-defined]
+    except MediaError as error:
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "undecodable", error.reason)
+    except OSError as error:
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "unreadable", _os_message(error))
+    except Exception as error:  # a decoder or model bug on one hostile file must not stop the scan
+        message = f"rhythm analysis failed ({error.__class__.__name__}: {error})"
+        return FileFailure(fp.path, fp.size, fp.mtime_ns, "analysis-error", message)
+
+
 def read_file_tags(path: str) -> tuple[str | None, float | None, FileTags]:
     """Container format, duration, title/artist/album/first genre/BPM and every text field as words
     (`engine.music.filetags`, the same readers tag writing uses); nothing if mutagen cannot open the file."""
@@ -242,3 +331,8 @@ def worker_fingerprint(path: str) -> Fingerprint | FileFailure:
 def worker_analyze(fp: Fingerprint) -> MusicSegments | FileFailure:
     assert _worker_analyzer is not None, "worker_init was not run"
     return analyze(_worker_analyzer, fp)
+
+
+def worker_rhythm(job: RhythmJob) -> Rhythm | FileFailure:
+    assert _worker_analyzer is not None, "worker_init was not run"
+    return analyze_rhythm(_worker_analyzer, job)

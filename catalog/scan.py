@@ -66,6 +66,9 @@ class ScanSummary:
     still_failing: int = 0  # known-bad files that did not change since the last scan
     reanalysed: int = 0  # unchanged files analysed again: another analysis spec, or --reanalyze
     analysis: str = ""  # the analysis spec files were analysed with (its id)
+    rhythm: str | None = None  # the rhythm analysis (beats, sections, loudness) it added; None: none
+    rhythm_measured: int = 0  # analysed files whose rhythm was measured only (their analysis was current)
+    rhythm_failed: int = 0  # files whose rhythm could not be measured (their music analysis stands)
     audio_seconds: float = 0.0
     seconds: float = 0.0
     skipped: Counter = field(default_factory=Counter)  # reason -> count (not audio, loops)
@@ -84,6 +87,9 @@ class ScanSummary:
             "still_failing": self.still_failing,
             "reanalysed": self.reanalysed,
             "analysis": self.analysis,
+            "rhythm": self.rhythm,
+            "rhythm_measured": self.rhythm_measured,
+            "rhythm_failed": self.rhythm_failed,
             "audio_seconds": round(self.audio_seconds, 3),
             "seconds": round(self.seconds, 3),
             "skipped": dict(self.skipped),
@@ -200,6 +206,10 @@ def _scan(
     summary.analysis = analyzer_id
     # Files analysed under another spec are redone even when unchanged (decided here, not at search time).
     stale = catalog.tracks_analysed_otherwise(summary.root, None if reanalyze else analyzer_id)
+    rhythm_id = analysis.expected_rhythm_id(analyzer_spec)
+    summary.rhythm = rhythm_id
+    # Analysed tracks the rhythm analysis has not measured: fingerprinted again, then only measured.
+    unmeasured = catalog.tracks_without_rhythm(summary.root, rhythm_id) if rhythm_id else {}
     old_words = catalog.tracks_with_old_words(summary.root)  # tags read by an older reader: read again
     seen_keys = set()
     todo: list[str] = []
@@ -209,7 +219,7 @@ def _scan(
         seen_keys.add(key)
         before = known.get(key)
         unchanged = info is not None and before is not None and (info.st_size, info.st_mtime_ns) == before[:2]
-        if unchanged and key not in stale:
+        if unchanged and key not in stale and not (key in unmeasured and before and before[2] is None):
             assert before is not None
             if before[2] is None:
                 summary.unchanged += 1
@@ -253,6 +263,7 @@ def _scan(
                 known,
                 isolate,
                 on_event,
+                set(unmeasured.values()),
             )
         status = "done"
     finally:
@@ -287,8 +298,11 @@ def _process(
     known: dict,
     isolate: bool = False,
     on_event: EventSink = _ignore,
+    unmeasured: set[str] | None = None,
 ) -> None:
     from tqdm import tqdm
+
+    unmeasured = unmeasured or set()
 
     jobs = max(1, min(jobs or analysis.usable_cores(), len(todo)))
     executor: _InlineExecutor | _Pool
@@ -335,6 +349,16 @@ def _process(
             for future in executor.wait():
                 stage, payload = pending.pop(future)
                 result = future.result()
+                if stage == "rhythm":
+                    # The file itself is done (touched or linked); only its rhythm was still measured.
+                    job: analysis.RhythmJob = payload  # type: ignore[assignment]
+                    if isinstance(result, FileFailure):
+                        summary.rhythm_failed += 1
+                    else:
+                        catalog.write_rhythm(job.fp.hash, analyzer.rhythm_id, result)  # type: ignore[attr-defined]
+                        summary.rhythm_measured += 1
+                    unmeasured.discard(job.fp.hash)
+                    continue
                 if isinstance(result, FileFailure):
                     fail(result)
                     for twin in waiting.pop(getattr(payload, "hash", ""), []):
@@ -343,10 +367,16 @@ def _process(
                     outcome = _route(catalog, result, analyzer.id, redo, summary, waiting, pending, executor)
                     if outcome is not None:
                         done_with(result.path, outcome)
+                        if result.hash in unmeasured and getattr(analyzer, "rhythm_id", None):
+                            unmeasured.discard(result.hash)  # one measurement per content
+                            stored = catalog.music_segments(result.hash)
+                            job = analysis.RhythmJob(result, stored.embeddings, stored.starts)
+                            pending[executor.submit(analysis.worker_rhythm, job)] = ("rhythm", job)
                 else:
                     fp: Fingerprint = payload  # type: ignore[assignment]
                     music: MusicSegments = result
                     catalog.write_analysis(fp, analyzer.id, music, summary.run)
+                    unmeasured.discard(fp.hash)
                     summary.analysed += 1
                     if fp.hash in redo:
                         summary.reanalysed += 1
@@ -395,7 +425,7 @@ Task = Callable[..., object]
 
 
 def _path_of(argument: object) -> str:
-    return argument.path if isinstance(argument, Fingerprint) else str(argument)
+    return argument.path if isinstance(argument, (Fingerprint, analysis.RhythmJob)) else str(argument)
 
 
 class _InFlight:

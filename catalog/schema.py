@@ -19,6 +19,9 @@ Tables
   that read them) and their FTS5 index with its folder and file name words (catalog/words.py).
 - `descriptors` (v5): per content, per measured descriptor (loudness, brightness, onset rate), a float32
   blob with one value per segment (engine/music/descriptors.py).
+- `rhythm` (v6): per content, the rhythm analysis (engine/music/rhythm): measured tempo and its
+  confidence, beats per bar, beat times with their bar positions, section starts, integrated loudness
+  and the short-term loudness curve, with the id of the analysis that measured them.
 - `catalog_state` (v3): a random catalog id and a generation that triggers bump on every write to tracks,
   contents, segments or retrieval; the cached segment matrix (matrix_cache.py) is keyed by both.
 """
@@ -171,6 +174,29 @@ MIGRATIONS: list[list[Step]] = [
         ) WITHOUT ROWID""",
         *[
             f"CREATE TRIGGER descriptors_{event.lower()}_generation AFTER {event} ON descriptors "
+            "BEGIN UPDATE catalog_state SET generation = generation + 1; END"
+            for event in ("INSERT", "DELETE", "UPDATE")
+        ],
+    ],
+    # version 6: the rhythm of each content (engine/music/rhythm): beats, downbeats, sections, loudness;
+    # contents analysed before it have no row until a scan with the beat model measures them
+    [
+        """CREATE TABLE rhythm (
+            hash TEXT PRIMARY KEY REFERENCES contents(hash) ON DELETE CASCADE,
+            analyzer TEXT NOT NULL,
+            tempo REAL,
+            tempo_confidence REAL NOT NULL,
+            beats_per_bar INTEGER NOT NULL,
+            beats BLOB NOT NULL,
+            positions BLOB NOT NULL,
+            sections BLOB NOT NULL,
+            loudness REAL,
+            loudness_curve BLOB NOT NULL,
+            loudness_hop REAL NOT NULL,
+            duration REAL NOT NULL
+        ) WITHOUT ROWID""",
+        *[
+            f"CREATE TRIGGER rhythm_{event.lower()}_generation AFTER {event} ON rhythm "
             "BEGIN UPDATE catalog_state SET generation = generation + 1; END"
             for event in ("INSERT", "DELETE", "UPDATE")
         ],

@@ -20,6 +20,7 @@ from viml.catalog import words
 from viml.catalog.schema import SCHEMA_VERSION, SchemaTooNewError, migrate
 from viml.core.errors import UserFacingError
 from viml.core.paths import viml_home
+from viml.engine.music.rhythm.types import Beats, Rhythm
 from viml.engine.music.types import MusicSegments
 
 
@@ -263,6 +264,15 @@ class Catalog:
         )
         return dict(rows.fetchall())
 
+    def tracks_without_rhythm(self, folder_prefix: str, rhythm: str) -> dict[str, str]:
+        """path -> content hash of analysed tracks under a folder with no rhythm measured by `rhythm`."""
+        rows = self.connection.execute(
+            "SELECT t.path, t.hash FROM tracks t LEFT JOIN rhythm r ON r.hash = t.hash "
+            "WHERE (r.analyzer IS NULL OR r.analyzer != ?) AND (t.path = ? OR t.path LIKE ? ESCAPE '\\')",
+            (rhythm, folder_prefix, _like_prefix(folder_prefix)),
+        )
+        return dict(rows.fetchall())
+
     def analysed_otherwise(self, analyzer: str) -> int:
         """How many catalogued tracks were analysed under another spec than `analyzer`."""
         return self.connection.execute(
@@ -325,7 +335,85 @@ class Catalog:
                 ],
             )
             self._write_descriptors(c, fingerprint.hash, music)
+            if music.rhythm is not None and music.rhythm_id:
+                # (without one, a stored rhythm stays: it depends on the audio, which is the same)
+                self._write_rhythm(c, fingerprint.hash, music.rhythm_id, music.rhythm)
             self._upsert_track(c, fingerprint, run)
+
+    def write_rhythm(self, content_hash: str, analyzer: str, rhythm: Rhythm) -> None:
+        """The rhythm of an analysed content, measured on its own (a catalog from before the beat model)."""
+        with self.transaction() as c:
+            self._write_rhythm(c, content_hash, analyzer, rhythm)
+
+    def _write_rhythm(self, c: sqlite3.Connection, content_hash: str, analyzer: str, rhythm: Rhythm) -> None:
+        beats = rhythm.beats
+
+        def finite(value: float) -> float | None:
+            return float(value) if np.isfinite(value) else None
+
+        c.execute(
+            "INSERT OR REPLACE INTO rhythm VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                content_hash,
+                analyzer,
+                finite(beats.tempo),
+                float(beats.tempo_confidence),
+                int(beats.beats_per_bar),
+                np.ascontiguousarray(beats.times, np.float64).tobytes(),
+                np.ascontiguousarray(beats.positions, np.int8).tobytes(),
+                np.ascontiguousarray(rhythm.sections, np.float64).tobytes(),
+                finite(rhythm.loudness),
+                np.ascontiguousarray(rhythm.loudness_curve, np.float32).tobytes(),
+                float(rhythm.loudness_hop),
+                float(rhythm.duration),
+            ),
+        )
+
+    def rhythm(self, content_hash: str) -> Rhythm | None:
+        """A content's stored rhythm (None: not measured)."""
+        row = self.connection.execute(
+            "SELECT tempo, tempo_confidence, beats_per_bar, beats, positions, sections, loudness, "
+            "loudness_curve, loudness_hop, duration FROM rhythm WHERE hash = ?",
+            (content_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        tempo, confidence, per_bar, times, positions, sections, loudness, curve, hop, duration = row
+        beats = Beats(
+            np.frombuffer(times, np.float64).copy(),
+            np.frombuffer(positions, np.int8).astype(np.int64),
+            float("nan") if tempo is None else tempo,
+            confidence,
+            per_bar,
+        )
+        return Rhythm(
+            beats=beats,
+            sections=np.frombuffer(sections, np.float64).copy(),
+            loudness=float("-inf") if loudness is None else loudness,
+            loudness_curve=np.frombuffer(curve, np.float32).copy(),
+            loudness_hop=hop,
+            duration=duration,
+        )
+
+    def rhythm_analyzers(self, hashes: Iterable[str]) -> dict[str, str]:
+        """content hash -> id of the rhythm analysis stored for it (absent: none stored)."""
+        wanted = sorted(set(hashes))
+        found: dict[str, str] = {}
+        for first in range(0, len(wanted), 500):
+            chunk = wanted[first : first + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.connection.execute(
+                f"SELECT hash, analyzer FROM rhythm WHERE hash IN ({marks})", chunk
+            )
+            found.update(rows.fetchall())
+        return found
+
+    def measured_tempos(self) -> dict[str, tuple[float, float]]:
+        """content hash -> (measured tempo in BPM, confidence) for every content with a tempo."""
+        rows = self.connection.execute(
+            "SELECT hash, tempo, tempo_confidence FROM rhythm WHERE tempo IS NOT NULL"
+        )
+        return {h: (tempo, confidence) for h, tempo, confidence in rows}
 
     def link_track(self, fingerprint: Fingerprint, run: int) -> None:
         """A new or moved file whose content is already analysed: no decode, just a track row."""

@@ -3,9 +3,14 @@
 #   libportaudio2  - sounddevice's audio output
 #   pulseaudio     - a real-time-paced null sink for audio/video sync tests
 #   libegl1 etc.   - Qt's offscreen platform plugin
+#   libxcb-cursor0 - Qt's xcb platform plugin (the desktop app on X11)
+#   melt, ges1.0-tools, gstreamer1.0-*, blender - real editors' engines the timeline tests render with
+#   fretsonfire-songs-* - real songs with MIDI charts: the beat tracker's ground truth (bench/beats.py)
 # Installs only what is missing, and only when it can (root with apt-get); otherwise it says what to install.
 set -euo pipefail
-packages=(libportaudio2 pulseaudio libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+packages=(libportaudio2 pulseaudio libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libxcb-cursor0
+    melt ges1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav blender
+    fretsonfire-songs-muldjord fretsonfire-songs-sectoid)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,4 +1,9 @@
-"""Which catalogued tracks a search may return (length, genre, BPM, folder, exclusions)."""
+"""Which catalogued tracks a search may return (length, genre, BPM, folder, exclusions).
+
+BPM: a file's BPM tag when it has one, otherwise the tempo the rhythm analysis measured (confidence at
+least MEASURED_TEMPO_CONFIDENCE). A measured tempo also matches at half and double time: a beat tracker
+may lock to either level of the beat, and a 70 BPM ballad and a 140 BPM half-time groove share a pulse.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,15 @@ from viml.core.errors import UserFacingError
 
 if TYPE_CHECKING:
     from viml.catalog.store import Catalog, TrackTable
+
+
+MEASURED_TEMPO_CONFIDENCE = 0.2
+
+
+def tempo_in_range(tempo: float, low: float | None, high: float | None, octaves: bool) -> bool:
+    """Whether `tempo` (or, with `octaves`, half or double it) lies in [low, high]."""
+    candidates = (tempo, tempo * 2.0, tempo / 2.0) if octaves else (tempo,)
+    return any((low is None or t >= low) and (high is None or t <= high) for t in candidates)
 
 
 @dataclass
@@ -43,10 +57,20 @@ class Filters:
         if self.genre:
             wanted = self.genre.lower()
             checks.append(lambda i: wanted in (tracks[i].genre or "").lower())
-        if self.min_bpm is not None:
-            checks.append(lambda i: tracks[i].bpm is not None and tracks[i].bpm >= self.min_bpm)
-        if self.max_bpm is not None:
-            checks.append(lambda i: tracks[i].bpm is not None and tracks[i].bpm <= self.max_bpm)
+        if self.min_bpm is not None or self.max_bpm is not None:
+            measured = catalog.measured_tempos()
+
+            def bpm_matches(i: int) -> bool:
+                if tracks[i].bpm:
+                    return tempo_in_range(tracks[i].bpm, self.min_bpm, self.max_bpm, octaves=False)
+                tempo, confidence = measured.get(table.hashes[i], (None, 0.0))
+                return (
+                    tempo is not None
+                    and confidence >= MEASURED_TEMPO_CONFIDENCE
+                    and tempo_in_range(tempo, self.min_bpm, self.max_bpm, octaves=True)
+                )
+
+            checks.append(bpm_matches)
         if self.folder:
             prefix = path_key(os.path.abspath(self.folder)).rstrip("/") + "/"
             checks.append(lambda i: table.paths[i].startswith(prefix))

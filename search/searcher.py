@@ -20,12 +20,14 @@ import numpy as np
 from viml.catalog.store import Catalog, TrackTable, path_key
 from viml.core.errors import UserFacingError
 from viml.engine.music.descriptors import descriptor_columns
+from viml.engine.music.rhythm.types import Rhythm
 from viml.engine.segments import DEFAULT_SEGMENT_SECONDS
 from viml.engine.vectors import normalize_rows
 from viml.search.defaults import MEANING_FLOOR, MEANING_WEIGHT, WORDS_WEIGHT
 from viml.search.explain import matched_tags
 from viml.search.filters import Filters
 from viml.search.fusion import Signal, fuse
+from viml.search.offsets import FINE_CANDIDATES, Placement, place
 from viml.search.prompt_terms import PromptTerms, parse_prompt
 from viml.search.query import encode_query
 from viml.search.ranking import POOLINGS, WindowScores, pooled, top_tracks, window_scores
@@ -62,6 +64,8 @@ class SuggestRequest:
     meaning_floor: float = MEANING_FLOOR  # cosine under which a track's words say nothing about the prompt
     pooling: str = "best"  # a track's score from its windows: best | mean | top3 | best+mean (ranking.py)
     descriptors: bool = True  # prompt terms also read the measured sound (loud, building, bright, ...)
+    # The best tracks' starts refined to downbeats (finer windows than the segment grid, offsets.py)
+    fine_offsets: bool = True
 
     def __post_init__(self) -> None:
         prompt = (self.prompt or "").strip() or None
@@ -122,6 +126,11 @@ class Suggestion:
     duration: float | None
     sound_score: float | None = None  # the best window's score (what placed `start`); `score` ranked it
     matched_words: list[dict] = field(default_factory=list)  # [{"field": "title", "word": "battle"}]
+    start_bar: int | None = None  # 1-based bar of `start` when the track's downbeats are known
+    on_downbeat: bool = False  # `start` is a measured downbeat
+    section_start: bool = False  # ... and a section starts there
+    measured_tempo: float | None = None  # BPM the rhythm analysis measured (bpm is the file's tag)
+    loudness: float | None = None  # integrated loudness, LUFS, when measured
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -295,17 +304,64 @@ class Searcher:
         scores = window_scores(table.embeddings, table.starts, table.counts, query, bias)
         keep = (filters or Filters()).keep(table, self.catalog)
         sound = pooled(scores, table.starts, request.pooling) if request is not None else scores.best
+        placements: dict[int, Placement] = {}
+        if request is None or request.fine_offsets:
+            sound = sound.copy()
+            for index in top_tracks(sound, keep, max(FINE_CANDIDATES, top)):
+                placements[index] = placed = self._place(table, index, query, bias)
+                if request is None or request.pooling == "best":
+                    sound[index] = max(sound[index], placed.score)  # a finer window may fit better
         ranking, words = self._fused(table, sound, keep, words_text, request)
         chosen = top_tracks(ranking, keep, top)
         length = clip_seconds if clip_seconds is not None else self.segment_seconds * query.shape[0]
         found = []
         for rank, index in enumerate(chosen, 1):
             suggestion = self._suggestion(table, scores, index, rank, length, query.shape[0], prompt)
+            self._describe_rhythm(suggestion, table, index, placements.get(index), length)
             suggestion.sound_score = round(float(sound[index]), 6)
             suggestion.score = round(float(ranking[index]), 6)
             suggestion.matched_words = words.matched.get(table.paths[index], []) if words else []
             found.append(suggestion)
         return found
+
+    def _place(self, table: TrackTable, index: int, query: np.ndarray, bias: np.ndarray | None) -> Placement:
+        """The track's best musical start (search/offsets.py) from its stored segments and rhythm."""
+        first, count = int(table.starts[index]), int(table.counts[index])
+        rows = slice(first, first + count)
+        duration = (
+            table.tracks[index].duration
+            or float(table.segment_starts[first + count - 1]) + self.segment_seconds
+        )
+        starts = table.segment_starts[rows]
+        ends = np.minimum(starts + self.segment_seconds, duration)
+        rhythm = self._rhythm(table.hashes[index])
+        return place(
+            table.embeddings[rows], starts, ends, query, self.segment_seconds, rhythm, duration,
+            None if bias is None else np.asarray(bias, np.float64)[rows],
+        )  # fmt: skip
+
+    def _rhythm(self, content_hash: str) -> Rhythm | None:
+        rhythms = self._view("rhythms", dict)
+        if content_hash not in rhythms:
+            rhythms[content_hash] = self.catalog.rhythm(content_hash)
+        return rhythms[content_hash]
+
+    def _describe_rhythm(
+        self, suggestion: Suggestion, table: TrackTable, index: int, placed: Placement | None, length: float
+    ) -> None:
+        rhythm = self._rhythm(table.hashes[index])
+        if rhythm is not None:
+            tempo = rhythm.beats.tempo
+            suggestion.measured_tempo = round(float(tempo), 2) if np.isfinite(tempo) else None
+            suggestion.loudness = round(float(rhythm.loudness), 2) if np.isfinite(rhythm.loudness) else None
+        if placed is None:
+            return
+        duration = suggestion.duration
+        suggestion.start = round(placed.start, 3)
+        suggestion.end = round(min(placed.start + length, duration) if duration else placed.start + length, 3)
+        suggestion.start_bar = placed.bar
+        suggestion.on_downbeat = placed.on_downbeat
+        suggestion.section_start = placed.section_start
 
     def _term_columns(
         self, table: TrackTable, request: SuggestRequest | None

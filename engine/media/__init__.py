@@ -2,7 +2,7 @@
 `video_segment_frames` (for the frame encoder). Every unreadable input, and every file outside
 `limits`, raises `viml.core.errors.MediaError` with a clear reason."""
 
-from .audio import iter_audio, read_audio
+from .audio import iter_audio, iter_audio_rates, read_audio
 from .container import MediaInfo, probe
 from .video import DEFAULT_SHORT_SIDE, SegmentFrames, iter_segment_frames, video_segment_frames
 
@@ -11,6 +11,7 @@ __all__ = [
     "MediaInfo",
     "SegmentFrames",
     "iter_audio",
+    "iter_audio_rates",
     "iter_segment_frames",
     "probe",
     "read_audio",

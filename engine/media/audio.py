@@ -42,13 +42,13 @@ def read_audio(
     Raises MediaError for a missing, empty, unreadable, non-media or truncated file, a file without
     audio, a decode failure, a start past the end, or a file outside `engine.media.limits`.
     """
-    blocks = _audio_blocks(path, sample_rate, start, end)
+    blocks = _audio_blocks(path, (sample_rate,), start, end)
     expected = next(blocks)
     if expected is None:  # no declared length: join at the end
-        return np.concatenate([np.zeros(0, np.float32), *blocks])
+        return np.concatenate([np.zeros(0, np.float32), *(step[0] for step in blocks)])
     samples = np.empty(expected, np.float32)  # one copy of the audio, filled as it decodes
     filled = 0
-    for block in blocks:
+    for (block,) in blocks:
         samples[filled : filled + len(block)] = block
         filled += len(block)
     return samples[:filled]
@@ -62,15 +62,28 @@ def iter_audio(
     Problems found before decoding (no audio, limits) raise on the first `next`; problems found only
     at the end of the stream (truncation, a stream longer than its header said) after the last block.
     """
-    blocks = _audio_blocks(path, sample_rate, start, end)
+    for blocks in iter_audio_rates(path, (sample_rate,), start, end):
+        yield blocks[0]
+
+
+def iter_audio_rates(
+    path: str | os.PathLike, sample_rates: tuple[int, ...], start: float = 0.0, end: float | None = None
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """`iter_audio` at several rates from one decode: per step, one block per rate (the same span of
+    audio, about BLOCK_SECONDS). Each rate's blocks joined equal `read_audio` at that rate, sample for
+    sample: every rate has its own resampler fed the same mono frames."""
+    blocks = _audio_blocks(path, tuple(sample_rates), start, end)
     next(blocks)
     yield from blocks
 
 
-def _audio_blocks(path: str | os.PathLike, sample_rate: int, start: float, end: float | None) -> Iterator:
-    """First the number of samples the header promises (None if it does not say), then the blocks."""
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+def _audio_blocks(
+    path: str | os.PathLike, sample_rates: tuple[int, ...], start: float, end: float | None
+) -> Iterator:
+    """First the number of samples the header promises at the first rate (None if it does not say), then
+    per step a tuple of blocks, one per rate."""
+    if not sample_rates or min(sample_rates) <= 0:
+        raise ValueError(f"sample rates must be positive, got {sample_rates}")
     if not start >= 0 or (end is not None and not end > start):
         raise ValueError(f"bad time range: start {start}, end {end}")
     with open_media(path) as container:
@@ -84,32 +97,43 @@ def _audio_blocks(path: str | os.PathLike, sample_rate: int, start: float, end: 
             span = wanted_end - start
             raise MediaError(path, f"{span:.0f} s of audio ({span / 3600:.1f} h), more than {_limit()}")
         # Codec padding past the end (e.g. AAC's last partial frame) is dropped.
-        keep = None if wanted_end is None else int(round((wanted_end - start) * sample_rate))
-        yield keep
-        block = max(1, int(BLOCK_SECONDS * sample_rate))
-        pending: list[np.ndarray] = []
-        pending_size = emitted = 0
+        keep = [None if wanted_end is None else int(round((wanted_end - start) * r)) for r in sample_rates]
+        yield keep[0]
+        block = max(1, int(BLOCK_SECONDS * sample_rates[0]))
+        pending: list[list[np.ndarray]] = [[] for _ in sample_rates]
+        pending_size = [0] * len(sample_rates)
+        emitted = [0] * len(sample_rates)
         decoded_end: float | None = None
-        args = (container, stream, path, source_rate, sample_rate, start, end)
-        for chunk, decoded_to in _decode_range(*args, seek=start > 0):
+        args = (container, stream, path, source_rate, sample_rates, start, end)
+        for chunks, decoded_to in _decode_range(*args, seek=start > 0):
             decoded_end = decoded_to
-            if keep is not None:
-                chunk = chunk[: max(0, keep - emitted - pending_size)]
-            if len(chunk):
-                pending.append(chunk)
-                pending_size += len(chunk)
-            if pending_size >= block:
-                emitted += pending_size
-                yield _joined(pending)
-                pending, pending_size = [], 0
-    if decoded_end is None:
-        raise MediaError(path, "no audio could be decoded (empty stream, or a corrupt or truncated file)")
-    if pending:
-        yield _joined(pending)
+            for n, chunk in enumerate(chunks):
+                if keep[n] is not None:
+                    chunk = chunk[: max(0, keep[n] - emitted[n] - pending_size[n])]
+                if len(chunk):
+                    pending[n].append(chunk)
+                    pending_size[n] += len(chunk)
+            if pending_size[0] >= block:
+                yield _emit(pending, pending_size, emitted)
+        if decoded_end is None:
+            raise MediaError(path, "no audio could be decoded (empty stream, or a corrupt or truncated file)")
+        if any(pending_size):
+            yield _emit(pending, pending_size, emitted)
     if wanted_end is not None and wanted_end - decoded_end > truncation_tolerance(wanted_end):
         raise MediaError(
             path, f"truncated: audio stops at {decoded_end:.2f} s but the file says {wanted_end:.2f} s"
         )
+
+
+def _emit(pending: list[list[np.ndarray]], sizes: list[int], emitted: list[int]) -> tuple[np.ndarray, ...]:
+    """The pending samples of every rate as one block each; the pending lists are emptied."""
+    out = []
+    for n, chunks in enumerate(pending):
+        out.append(_joined(chunks) if chunks else np.zeros(0, np.float32))
+        emitted[n] += sizes[n]
+        chunks.clear()
+        sizes[n] = 0
+    return tuple(out)
 
 
 def _checked_source(stream, path: str | os.PathLike) -> int:
@@ -137,9 +161,16 @@ def _joined(chunks: list[np.ndarray]) -> np.ndarray:
 
 
 def _decode_range(
-    container, stream, path, source_rate: int, sample_rate: int, start: float, end: float | None, seek: bool
-) -> Iterator[tuple[np.ndarray, float]]:
-    """Decode, trim, downmix and resample: per frame, (output samples, end time decoded so far)."""
+    container,
+    stream,
+    path,
+    source_rate: int,
+    sample_rates: tuple[int, ...],
+    start: float,
+    end: float | None,
+    seek: bool,
+) -> Iterator[tuple[tuple[np.ndarray, ...], float]]:
+    """Decode, trim, downmix and resample: per frame, (samples at each rate, end time decoded so far)."""
     zero = origin(container)
     if seek:
         target = max(0.0, start - _SEEK_MARGIN_SECONDS) + zero
@@ -148,11 +179,12 @@ def _decode_range(
         except av.FFmpegError:
             seek = False  # not seekable: decode from the top and trim
             container.seek(0)
-    resampler = (
-        soxr.ResampleStream(source_rate, sample_rate, 1, dtype="float32", quality="HQ")
-        if source_rate != sample_rate
+    resamplers = [
+        soxr.ResampleStream(source_rate, rate, 1, dtype="float32", quality="HQ")
+        if source_rate != rate
         else None
-    )
+        for rate in sample_rates
+    ]
     empty = np.zeros(0, np.float32)
     position: float | None = None  # time (s) of the next sample, relative to the container start
     for frame in _packed_float_frames(container, stream, path, source_rate):
@@ -163,7 +195,7 @@ def _decode_range(
         if position > start + 1e-3 and seek:
             # The seek overshot the start (approximate index): decode from the top instead.
             container.seek(0)
-            yield from _decode_range(container, stream, path, source_rate, sample_rate, start, end, False)
+            yield from _decode_range(container, stream, path, source_rate, sample_rates, start, end, False)
             return
         seek = False
         # One plane of interleaved samples whatever the channel count: PyAV's planar view of a frame
@@ -176,11 +208,11 @@ def _decode_range(
         if position - start > limits.MAX_AUDIO_SECONDS + truncation_tolerance(limits.MAX_AUDIO_SECONDS):
             raise MediaError(path, f"the audio goes on past {_limit()}")
         kept = mono[first:last] if first < last else empty
-        yield (resampler.resample_chunk(kept) if resampler else kept), position
+        yield tuple(r.resample_chunk(kept) if r else kept for r in resamplers), position
         if end is not None and position >= end:
             break
-    if resampler is not None and position is not None:
-        yield resampler.resample_chunk(empty, last=True), position
+    if position is not None and any(resamplers):
+        yield tuple(r.resample_chunk(empty, last=True) if r else empty for r in resamplers), position
 
 
 def _packed_float_frames(container, stream, path, rate: int) -> Iterator[av.AudioFrame]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -250,19 +250,27 @@ class MusicModel:
         end: float | None = None,
         refuse_silence: bool = False,
         min_fraction: float = DEFAULT_MIN_FRACTION,
+        also: tuple[int, Callable[[np.ndarray], None]] | None = None,
     ) -> MusicSegments:
         """Decode (PyAV, soxr HQ to 16 kHz mono) and analyse block by block; raises MediaError for
         unusable files, including files outside `engine.media.limits`, and SilentAudioError for silence
-        when `refuse_silence`. Memory does not grow with the file's length."""
-        from viml.engine.media import iter_audio
+        when `refuse_silence`. Memory does not grow with the file's length.
+
+        `also` = (rate, consumer): the same decode also hands the audio at `rate` to `consumer`, block by
+        block (the rhythm analysis at 22050 Hz), so a file is decoded once for both."""
+        from viml.engine.media import iter_audio_rates
 
         peak = 0.0
+        rates = (self.front_end.sample_rate,) if also is None else (self.front_end.sample_rate, also[0])
 
         def blocks() -> Iterator[np.ndarray]:
             nonlocal peak
-            for block in iter_audio(path, self.front_end.sample_rate, start=start, end=end):
+            for step in iter_audio_rates(path, rates, start=start, end=end):
+                block = step[0]
                 if block.size:
                     peak = max(peak, float(np.abs(block).max()))
+                if also is not None:
+                    also[1](step[1])
                 yield block
 
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from viml.engine.music.rhythm.types import Rhythm
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,10 @@ class MusicSegments:
     # "brightness" in Hz, "onset_rate" in onsets/s). Empty for analyzers that measure none and for catalog
     # rows stored before descriptors existed.
     descriptors: dict[str, np.ndarray] = field(default_factory=dict)
+    # Beats, sections and loudness when the analysis measured them (engine/music/rhythm), with the id of
+    # the rhythm analysis; None otherwise.
+    rhythm: Rhythm | None = None
+    rhythm_id: str | None = None
 
     def __post_init__(self) -> None:
         count = len(self.starts)

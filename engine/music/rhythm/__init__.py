@@ -1,0 +1,1 @@
+"""Rhythm of a track: beats and downbeats (BeatNet on onnxruntime + our tracker), sections, loudness."""
