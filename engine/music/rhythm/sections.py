@@ -7,7 +7,8 @@ music before and after differ: Foote's novelty (a Gaussian-tapered checkerboard 
 diagonal of the cosine self-similarity matrix, "Automatic audio segmentation using a measure of audio
 novelty", ICME 2000). Only the diagonals the kernel covers are computed, so the cost is linear in the
 number of beats. Peaks of the novelty at least MIN_SECTION_BARS apart and standing out from it become
-boundaries, moved to the nearest downbeat. Tracks without a steady beat use half-second frames instead.
+boundaries, moved to the nearest downbeat.
+ Tracks without a steady beat use half-second frames instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from viml.engine.music.rhythm.types import Beats
 
 KERNEL_BARS = 4  # the kernel compares four bars before with four bars after
 MIN_SECTION_BARS = 4
-PROMINENCE = 0.1  # a boundary's novelty rises this much (of the novelty's range) above its surroundings
+# Novelty is normalised by the kernel's weight: 0.5 for sections that share nothing, about 0.05 for
+# noise. A boundary's novelty must reach NOVELTY_FLOOR and rise PROMINENCE above its surroundings.
+NOVELTY_FLOOR = 0.08
+PROMINENCE = 0.05
 _FALLBACK_STEP = 0.5  # seconds per frame when there are no beats
 
 
@@ -48,10 +52,10 @@ def section_starts(
         )
     width = KERNEL_BARS * per_bar
     novelty = foote_novelty(features, width)
-    if len(novelty) == 0 or np.ptp(novelty) <= 0:
+    if len(novelty) == 0:
         return np.array([0.0])
     peaks, _ = find_peaks(
-        novelty, distance=MIN_SECTION_BARS * per_bar, prominence=PROMINENCE * np.ptp(novelty)
+        novelty, height=NOVELTY_FLOOR, distance=MIN_SECTION_BARS * per_bar, prominence=PROMINENCE
     )
     starts = edges[peaks]
     downbeats = beats.downbeats
@@ -62,7 +66,8 @@ def section_starts(
 
 
 def foote_novelty(features: np.ndarray, width: int) -> np.ndarray:
-    """Novelty per row: the checkerboard kernel of half-width `width` rows on the cosine self-similarity."""
+    """Novelty per row: the checkerboard kernel of half-width `width` rows on the cosine self-similarity,
+    divided by the kernel's total weight (so 0.5 where the rows before and after share nothing)."""
     count = len(features)
     if count < 2:
         return np.zeros(count)
@@ -83,7 +88,7 @@ def foote_novelty(features: np.ndarray, width: int) -> np.ndarray:
         for a, b in cells:
             rows = np.arange(count) + width + offsets[min(a, b)]
             novelty += kernel[a, b] * diagonal[rows]
-    return novelty
+    return novelty / np.abs(kernel).sum()
 
 
 def _synchronous(bands: np.ndarray, fps: float, edges: np.ndarray) -> np.ndarray:
