@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
+from viml.core.errors import UserFacingError
 
 FOF_SONGS = Path("/usr/share/games/fretsonfire/data/songs")
 # Stems FoF (and FoFiX) play together; preview.ogg is a menu excerpt, not part of the song.
@@ -35,7 +36,7 @@ MIX_RATE = 44100
 SILENCE_DB = 40.0
 
 
-class TruthError(ValueError):
+class TruthError(UserFacingError):
     """A song folder or chart that cannot give a beat grid."""
 
 
@@ -240,32 +241,35 @@ def load_demo_world(root: Path, limit: int | None = None) -> list[TrueBeats]:
 
 
 def grid_offset(
-    samples: np.ndarray, sample_rate: int, beats: Iterable[float], step: float = 0.002
-) -> tuple[float, float, float]:
-    """How well a beat grid sits on the audio's onsets: (best shift s, z at that shift, z unshifted).
+    samples: np.ndarray,
+    sample_rate: int,
+    beats: Iterable[float],
+    max_shift: float | None = None,
+    step: float = 0.002,
+) -> tuple[float, float]:
+    """How well a beat grid sits on the audio's onsets: (best shift in s, z there).
 
     z is the mean of the z-scored onset strength (librosa spectral flux, 2.9 ms hops at 22050 Hz) at
-    the shifted beats; shifts span +-half a beat. On audio whose true grid is known (the demo world) the
-    best shift comes out at +10..+21 ms: the flux's own lag. A grid off by more than that is misaligned;
-    the z at the grid's half-beat shift shows how strongly off-beats compete.
+    the shifted beats, over shifts within +-`max_shift` (default: half a beat, which also tries the
+    off-beats). On audio whose true grid is known (the demo world) the best shift near the grid comes
+    out at +10..+21 ms: the flux's own lag behind a note's start.
     """
     import librosa
 
     beats = np.asarray(list(beats), dtype=np.float64)
     if len(beats) < 2:
-        return float("nan"), float("nan"), float("nan")
+        return float("nan"), float("nan")
     hop = max(1, round(sample_rate * 64 / 22050))
     envelope = librosa.onset.onset_strength(y=samples, sr=sample_rate, hop_length=hop, n_fft=1024)
     envelope = (envelope - envelope.mean()) / (envelope.std() + 1e-9)
     rate = sample_rate / hop
-    half = float(np.median(np.diff(beats))) / 2
-    shifts = np.arange(-half, half, step)
-
-    def score(shift: float) -> float:
+    limit = max_shift if max_shift is not None else float(np.median(np.diff(beats))) / 2
+    shifts = np.arange(-limit, limit + step / 2, step)
+    scores = np.full(len(shifts), np.nan)
+    for i, shift in enumerate(shifts):
         frames = np.round((beats + shift) * rate).astype(np.int64)
         frames = frames[(frames >= 0) & (frames < len(envelope))]
-        return float(envelope[frames].mean()) if len(frames) else float("nan")
-
-    scores = np.array([score(shift) for shift in shifts])
+        if len(frames):
+            scores[i] = envelope[frames].mean()
     best = int(np.nanargmax(scores))
-    return float(shifts[best]), float(scores[best]), score(0.0)
+    return float(shifts[best]), float(scores[best])
