@@ -11,6 +11,7 @@ Writing to every format (.otio .xml .fcpxml .kdenlive .xges .aaf .edl) is in `ti
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from viml.core.errors import UserFacingError
 # The rate of a timeline with no picture (a prompt-only search): the PAL/EBU frame rate.
 DEFAULT_RATE = Fraction(25)
 ALTERNATIVES = ("none", "muted")
-# Frame rates a stream's measured average snaps to (within 0.1 %): NTSC rates as exact fractions.
+# Frame rates a stream's measured average snaps to (within 0.01 %: 24000/1001 is only 0.1 % from 24).
 _NTSC = tuple(Fraction(n * 1000, 1001) for n in (24, 30, 48, 60, 120))
-_SNAP = Fraction(1, 1000)
+_SNAP = Fraction(1, 10000)
+_FRAME_SLACK = Fraction(1, 100)
 
 
 @dataclass
@@ -105,8 +107,9 @@ def build_timeline(
         )
 
     def available(seconds: float):
-        # Whole frames inside the file: an editor must never be pointed past its end.
-        return time_range(0, int(Fraction(seconds) * rate))
+        # Whole frames inside the file (an editor must never be pointed past its end); durations come
+        # in microseconds, so 10.01 s at 24000/1001 is 240 frames, not 239.99...
+        return time_range(0, math.floor(Fraction(seconds) * rate + _FRAME_SLACK))
 
     length = frames(clip_seconds)
     if length < 1:

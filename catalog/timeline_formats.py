@@ -208,12 +208,14 @@ def _write_otio(timeline, temporary: str, fmt: TimelineFormat) -> None:
 
 
 def _write_fcpxml(timeline, temporary: str, fmt: TimelineFormat) -> None:
-    from otio_fcpx_xml_adapter import fcpx_xml
+    import opentimelineio as otio
 
     # The adapter looks frame durations up by int(rate) or float(rate) in a table of rounded rates
-    # (23.98, 29.97): give it the exact one for this timeline's rate.
+    # (23.98, 29.97): give it the exact one for this timeline's rate. (The plugin system loads the
+    # adapter as its own module object, so the table is reached through it, not by import.)
+    table = otio.adapters.from_name(fmt.adapter).module().FRAMERATE_FRAMEDURATION
     rate = timeline_rate(timeline)
-    fcpx_xml.FRAMERATE_FRAMEDURATION.setdefault(float(rate), f"{rate.denominator}/{rate.numerator}s")
+    table.setdefault(float(rate), f"{rate.denominator}/{rate.numerator}s")
     _write_text(timeline, temporary, fmt)
 
 
