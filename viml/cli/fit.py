@@ -52,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     from viml.core.errors import MediaError, UserFacingError
     from viml.engine.music import fit
 
-    fit.audio_format(args.output)  # an unknown extension fails before any decoding
+    # Everything that can be refused is refused before any decoding.
+    if fit.audio_format(args.output) == ".flac" and args.bits != 16:
+        raise UserFacingError(f"{args.output}: FLAC is written at 16 bits; use .wav for {args.bits} bits")
     if args.timeline and Path(args.timeline).suffix.lower() not in fit.TIMELINE_SUFFIXES:
         raise UserFacingError(f"{args.timeline}: timelines are written as .otio or .edl")
     if not args.track.is_file():
@@ -64,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
             f"the timeline rate must be between 1 and 240 frames per second, got {args.rate:g}"
         )
     audio, sample_rate = fit.read_source_audio(args.track)
+    if args.start >= len(audio) / sample_rate:  # before the (slower) rhythm analysis
+        length = fit.clock(len(audio) / sample_rate)
+        raise UserFacingError(f"start {fit.clock(args.start)} is outside the track (0:00.0 to {length})")
     rhythm = track_rhythm(args.track)
     plan = fit.plan_fit(rhythm, args.start, args.duration, prefer=args.strategy)
     fit.write_audio(args.output, fit.render_fit(audio, sample_rate, plan), sample_rate, bits=args.bits)
