@@ -57,6 +57,7 @@ def ensure_world(folder: Path, config: DemoConfig) -> World:
 
 
 def ensure_features(folder: Path, world: World, config: DemoConfig) -> FeatureSet:
+    from viml.export_onnx.beatnet import convert as convert_beatnet
     from viml.export_onnx.musicnn import convert
     from viml.training.extract import extract_features, world_pairs
     from viml.training.pipeline import load_encoders
@@ -64,6 +65,7 @@ def ensure_features(folder: Path, world: World, config: DemoConfig) -> FeatureSe
     if (folder / "features.json").exists():
         return FeatureSet.load(folder)
     convert()  # the real musicnn taggers, converted once from the wheel (skipped when up to date)
+    convert_beatnet()  # BeatNet's beat/downbeat CRNNs, likewise
     frame_encoder, text_encoder, music_model, provenance = load_encoders(config.clip)
     provenance["world"] = (
         f"demo world seed {world.seed}, {len(world.pieces)} pieces, generator v{world.version}"
