@@ -8,7 +8,6 @@ import wave
 import numpy as np
 import pytest
 from viml.catalog import schema
-from viml.catalog.otio_export import MusicPlacement, build_timeline, write_timeline
 from viml.catalog.scan import scan
 from viml.catalog.store import Catalog
 from viml.core.errors import UserFacingError
@@ -190,32 +189,6 @@ def test_similar_excludes_the_reference_and_matches_sections(small_catalog):
     section, _ = searcher.similar(str(folder / "a.wav"), start=10, end=30)
     assert section[0].path == str(folder / "a_copy_edit.wav") and section[0].start == 10.0
     assert segments and segments[0].path == str(folder / "a_copy_edit.wav")
-
-
-def test_otio_timeline_places_clip_and_music(tmp_path):
-    import opentimelineio as otio
-
-    timeline = build_timeline(
-        [
-            MusicPlacement("/music/a.wav", 20.0, "A", duration=50.0),
-            MusicPlacement("/music/c.wav", 10.0, duration=15.0),
-        ],
-        clip_seconds=12.0,
-        video="/video/clip.mp4",
-        video_in=65.0,
-    )
-    path = tmp_path / "edit.otio"
-    write_timeline(timeline, path)
-    read = otio.adapters.read_from_file(str(path))
-    video, first, second = read.tracks
-    assert video.kind == otio.schema.TrackKind.Video
-    clip = video[0]
-    assert clip.media_reference.target_url == "file:///video/clip.mp4"
-    assert clip.source_range.start_time.to_seconds() == pytest.approx(65.0)
-    assert clip.source_range.duration.to_seconds() == pytest.approx(12.0)
-    assert first[0].source_range.start_time.to_seconds() == pytest.approx(20.0)
-    assert first[0].source_range.duration.to_seconds() == pytest.approx(12.0)
-    assert second[0].source_range.duration.to_seconds() == pytest.approx(5.0)  # music ends at 15 s
 
 
 def test_old_catalog_is_migrated_in_place(tmp_path):
