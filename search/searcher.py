@@ -131,6 +131,8 @@ class Suggestion:
     section_start: bool = False  # ... and a section starts there
     measured_tempo: float | None = None  # BPM the rhythm analysis measured (bpm is the file's tag)
     loudness: float | None = None  # integrated loudness, LUFS, when measured
+    downbeats: list[float] = field(default_factory=list)  # measured downbeats within [start, end), seconds
+    fitted: str | None = None  # the fitted excerpt written for it (`viml suggest --fit`), when asked
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -362,6 +364,10 @@ class Searcher:
         suggestion.start_bar = placed.bar
         suggestion.on_downbeat = placed.on_downbeat
         suggestion.section_start = placed.section_start
+        if rhythm is not None:
+            downbeats = rhythm.beats.downbeats
+            inside = downbeats[(downbeats >= placed.start - 1e-6) & (downbeats < suggestion.end)]
+            suggestion.downbeats = [round(float(t), 3) for t in inside]
 
     def _term_columns(
         self, table: TrackTable, request: SuggestRequest | None

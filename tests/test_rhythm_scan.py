@@ -131,3 +131,46 @@ def test_suggestions_start_on_downbeats_and_the_bpm_filter_reads_measured_tempo(
         assert suggestion.measured_tempo == pytest.approx(rhythm.beats.tempo, abs=0.01)
     slow = searcher.suggest(SuggestRequest(prompt="drums", top=5, filters=Filters(min_bpm=90, max_bpm=100)))
     assert [Path(s.path).name for s in slow.suggestions] == ["groove_96.wav"]
+
+
+def test_suggest_fit_writes_loudness_matched_edits_and_fit_reads_the_catalog(library, tmp_path, monkeypatch):
+    import av
+    from e2e_helpers import zero_shot_bundle
+    from viml.catalog.scan import scan
+    from viml.catalog.store import Catalog
+    from viml.engine.music.rhythm import analysis
+    from viml.engine.music.rhythm.loudness import integrated_loudness
+
+    from viml.cli import main
+
+    db = tmp_path / "catalog.db"
+    with Catalog(db) as catalog:
+        scan(catalog, str(library), jobs=1)
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("the catalog holds this track's rhythm: nothing is analysed again")
+
+    monkeypatch.setattr(analysis, "analyze_rhythm_file", no_analysis)
+    out = tmp_path / "fitted"
+    code = main(["suggest", "--prompt", "drums", "--bundle", str(zero_shot_bundle()), "--catalog", str(db),
+                 "--top", "2", "--fit", str(out), "--fit-length", "8", "--format", "json"])  # fmt: skip
+    assert code == 0
+    written = sorted(out.glob("*.wav"))
+    assert len(written) == 2
+    for path in written:
+        with av.open(str(path)) as container:
+            frames = [f.to_ndarray() for f in container.decode(audio=0)]
+            stream = container.streams.audio[0]
+            assert (stream.rate, stream.channels) == (RATE, 2)
+        samples = np.concatenate(frames, axis=1).reshape(-1, 2).T  # packed s16: channels interleaved
+        assert samples.shape[1] == 8 * RATE  # exact to the sample
+        mono = samples.mean(axis=0).astype(np.float32) / (32768.0 if samples.dtype == np.int16 else 1.0)
+        # At the target loudness, unless the peak limit (-1 dBFS) stopped the gain first.
+        peak_db = 20 * np.log10(np.abs(samples).max() / 32768.0)
+        assert integrated_loudness(mono, RATE) == pytest.approx(-16.0, abs=1.0) or peak_db == pytest.approx(
+            -1.0, abs=0.1
+        )
+    track = next(library.glob("groove_124.wav"))
+    code = main(["fit", str(track), "--start", "10", "--duration", "12.5", "-o", str(tmp_path / "one.flac"),
+                 "--catalog", str(db)])  # fmt: skip
+    assert code == 0 and (tmp_path / "one.flac").stat().st_size > 0

@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="default: auto (cheapest)",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "--catalog", metavar="PATH", help="read the track's beats from this catalog (default: ViML's own)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.start >= len(audio) / sample_rate:  # before the (slower) rhythm analysis
         length = fit.clock(len(audio) / sample_rate)
         raise UserFacingError(f"start {fit.clock(args.start)} is outside the track (0:00.0 to {length})")
-    rhythm = track_rhythm(args.track)
+    rhythm = track_rhythm(args.track, args.catalog)
     plan = fit.plan_fit(rhythm, args.start, args.duration, prefer=args.strategy)
     fit.write_audio(args.output, fit.render_fit(audio, sample_rate, plan), sample_rate, bits=args.bits)
     if args.timeline:
@@ -83,15 +86,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def track_rhythm(path: Path):
-    """The track's rhythm, analysed from the file.
+def track_rhythm(path: Path, catalog_path: str | None):
+    """The track's rhythm: the catalog's when it holds the file unchanged, else measured now."""
+    from viml.catalog.fitting import rhythm_of
+    from viml.catalog.store import Catalog, default_catalog_path
 
-    TODO(lead): once `Catalog.rhythm(...)` lands, look the track up in the catalog first (open the
-    default catalog read-only, by path and file hash) and analyse only tracks it does not hold."""
-    try:
-        from viml.engine.music.rhythm.analysis import analyze_rhythm_file
-    except ImportError as error:
-        from viml.core.errors import UserFacingError
+    location = Path(catalog_path) if catalog_path else default_catalog_path()
+    if not location.exists():
+        if catalog_path:
+            from viml.core.errors import UserFacingError
 
-        raise UserFacingError(f"the rhythm analysis is not available in this build ({error})") from error
-    return analyze_rhythm_file(path)
+            raise UserFacingError(f"no catalog at {location}")
+        return rhythm_of(path)
+    with Catalog(location, read_only=True) as catalog:
+        return rhythm_of(path, catalog)

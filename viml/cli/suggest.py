@@ -7,6 +7,7 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from viml.cli._args import fraction, number, output_file, positive_count
@@ -148,6 +149,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--mark-used", action="store_true", help="remember the top track as used in this edit"
     )
+    parser.add_argument(
+        "--fit",
+        type=Path,
+        metavar="FOLDER",
+        help="also render each result fitted to the clip's length (viml fit) as a WAV in FOLDER",
+    )
+    parser.add_argument(
+        "--fit-length", type=parse_time, metavar="D", help="length of the fitted edits (default: the clip's)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -169,11 +179,16 @@ def run(args: argparse.Namespace) -> int:
 
     request = request_from(args)  # every value checked before anything is opened
     parse_prompt(request.prompt)  # a bad ^weight too
+    fit_length = args.fit_length or request.clip_seconds
+    if args.fit and not fit_length:
+        raise UserFacingError("--fit needs a length: a clip (VIDEO --in/--out) or --fit-length D")
     bundle = open_bundle(args.bundle)
     with Catalog(args.catalog, must_exist=True) as catalog:
         result = Searcher(catalog, bundle).suggest(request, progress=sys.stderr.isatty())
         if args.mark_used and result.suggestions:
             catalog.mark_used([result.suggestions[0].path], note=args.video)
+        if args.fit:
+            fit_results(result.suggestions, args.fit, fit_length, catalog)
     emit(
         result.suggestions,
         args,
@@ -183,6 +198,28 @@ def run(args: argparse.Namespace) -> int:
         header=result.header,
     )
     return 0
+
+
+def fit_results(results, folder: Path, length: float, catalog) -> None:
+    """Each result's fitted edit (catalog/fitting.py) as FOLDER/<rank>-<title>-<start>+<length>.wav."""
+    from viml.catalog.fitting import render_excerpt
+    from viml.engine.music.fit import clock
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        title = "".join(
+            c if c.isalnum() or c in " -_" else "_" for c in (result.title or Path(result.path).stem)
+        )
+        name = f"{result.rank:02d}-{title.strip()[:60]}-{clock(result.start)}+{clock(length)}.wav".replace(
+            ":", "m"
+        )
+        plan = render_excerpt(result.path, result.start, length, folder / name, catalog, target_lufs=FIT_LUFS)
+        result.fitted = str(folder / name)
+        print(f"fitted #{result.rank}: {plan.describe()} -> {result.fitted}", file=sys.stderr)
+
+
+# Fitted edits are written at one loudness, so suggestions compare by their music, not their level.
+FIT_LUFS = -16.0
 
 
 def emit(
@@ -222,7 +259,7 @@ def write_suggestion_timeline(results, args, clip_seconds, video, video_in) -> N
     if not results:
         raise UserFacingError("no tracks match: there is no music to place on a timeline")
     length = clip_seconds or (results[0].end - results[0].start)
-    placements = [MusicPlacement(r.path, r.start, r.title, r.duration) for r in results]
+    placements = [MusicPlacement(r.path, r.start, r.title, r.duration, r.downbeats) for r in results]
     timeline = build_timeline(placements, length, video, video_in, alternatives=args.alternatives)
     write_timeline(timeline, args.output)
     music = len([t for t in timeline.tracks if t.kind == "Audio"])
@@ -245,7 +282,14 @@ def table(results) -> str:
         lines.append(
             f"{r.rank:>2}  {r.score:6.3f}  {_clock(r.start):>6}-{_clock(r.end):<6}  {name[:40]:<40}  {why}"
         )
-        lines.append(f"{'':>26}curve {sparkline(r.curve)}")
+        rhythm = []
+        if r.start_bar is not None:
+            rhythm.append(f"bar {r.start_bar}" + (" (section start)" if r.section_start else ""))
+        if r.measured_tempo:
+            rhythm.append(f"{r.measured_tempo:.0f} BPM measured")
+        if r.fitted:
+            rhythm.append(f"fitted: {r.fitted}")
+        lines.append(f"{'':>26}curve {sparkline(r.curve)}" + ("  " + ", ".join(rhythm) if rhythm else ""))
     return "\n".join(lines)
 
 
