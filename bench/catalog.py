@@ -6,7 +6,8 @@
 Every figure is measured in this run, and each is printed next to its baseline from the same run:
 - scan: audio seconds catalogued per wall second (decode included), with 1 worker and with all cores;
   uses the real music model when it is converted (`viml convert-musicnn`), else says so and uses the
-  audio-statistics analyzer (decode + FFT only).
+  audio-statistics analyzer (decode + FFT only); then again with the rhythm analysis (beats, sections,
+  loudness; when BeatNet is converted): what it adds to the scan's wall and CPU time.
 - rescan: a catalogued folder of N unchanged files scanned again (target < 2 s for 10,000).
 - ranking: a query over S segments × 512 (float32) with the best offset of every track, for a prompt
   (K = 1) and a 30 s clip (K = 3), against numpy brute force (one matmul + top-50, no offsets).
@@ -68,21 +69,40 @@ def bench_scan(work: Path, files: int, seconds: float) -> dict:
         analyzer, model = "viml.demo.stats_analyzer:load", "audio statistics (no music model)"
     results = {"analyzer": model, "files": files, "audio_seconds": audio}
     cores = usable_cores()
-    for jobs in sorted({1, cores}):
-        with Catalog(work / f"scan_{jobs}.sqlite") as catalog:
-            cpu_before = cpu_seconds()
-            started = time.perf_counter()
-            summary = scan(catalog, folder, analyzer, jobs=jobs, progress=False)
-            wall = time.perf_counter() - started
-            cpu = cpu_seconds() - cpu_before
-        assert summary.analysed == files, summary.as_dict()
-        results[f"realtime_multiple_{jobs}_workers"] = audio / wall
-        results[f"seconds_{jobs}_workers"] = wall
-        # CPU seconds of this process and its (finished) workers: what a shared machine cannot inflate.
-        results[f"audio_seconds_per_cpu_second_{jobs}_workers"] = audio / cpu
+    from viml.catalog.analysis import RHYTHM_ENV, load_rhythm
+
+    # The rhythm analysis (BeatNet + tracker + sections + loudness) rides on the same decode: the scan
+    # is measured without it (the baseline) and with it, when BeatNet is converted.
+    with_rhythm = analyzer.endswith("load_music_model") and load_rhythm(threads=1) is not None
+    modes = ("without_rhythm", "with_rhythm") if with_rhythm else ("without_rhythm",)
+    if not with_rhythm:
+        print("  BeatNet not converted (`viml convert-beatnet`): the scan is measured without the rhythm")
+    for mode in modes:
+        os.environ[RHYTHM_ENV] = "1" if mode == "with_rhythm" else "0"
+        for jobs in sorted({1, cores}):
+            with Catalog(work / f"scan_{mode}_{jobs}.sqlite") as catalog:
+                cpu_before = cpu_seconds()
+                started = time.perf_counter()
+                summary = scan(catalog, folder, analyzer, jobs=jobs, progress=False)
+                wall = time.perf_counter() - started
+                cpu = cpu_seconds() - cpu_before
+            assert summary.analysed == files, summary.as_dict()
+            suffix = f"{jobs}_workers" + ("" if mode == "without_rhythm" else "_with_rhythm")
+            results[f"realtime_multiple_{suffix}"] = audio / wall
+            results[f"seconds_{suffix}"] = wall
+            # CPU seconds of this process and its (finished) workers: what a shared machine cannot inflate.
+            results[f"audio_seconds_per_cpu_second_{suffix}"] = audio / cpu
+            results[f"cpu_seconds_{suffix}"] = cpu
+    os.environ.pop(RHYTHM_ENV, None)
     results["core_scaling"] = (
         results[f"realtime_multiple_{cores}_workers"] / results["realtime_multiple_1_workers"]
     )
+    if with_rhythm:
+        for jobs in sorted({1, cores}):
+            for kind in ("seconds", "cpu_seconds"):
+                results[f"rhythm_added_{kind}_share_{jobs}_workers"] = (
+                    results[f"{kind}_{jobs}_workers_with_rhythm"] / results[f"{kind}_{jobs}_workers"] - 1.0
+                )
     return results
 
 
@@ -278,6 +298,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"{scan_figures[f'audio_seconds_per_cpu_second_{jobs}_workers']:.0f} audio s per CPU s"
                 )
             print(f"  scaling from 1 worker to {cores}: {scan_figures['core_scaling']:.2f}×")
+            for jobs in sorted({1, cores}):
+                if f"rhythm_added_seconds_share_{jobs}_workers" in scan_figures:
+                    print(
+                        f"  with the rhythm analysis, {jobs} worker(s): "
+                        f"{scan_figures[f'realtime_multiple_{jobs}_workers_with_rhythm']:.0f}× real time; "
+                        f"adds {100 * scan_figures[f'rhythm_added_seconds_share_{jobs}_workers']:.0f} % wall time, "
+                        f"{100 * scan_figures[f'rhythm_added_cpu_seconds_share_{jobs}_workers']:.0f} % CPU time "
+                        "(target ≤ 25 %)"
+                    )
         if "rescan" in args.only:
             print(f"rescan: {args.rescan_files} unchanged files")
             with load_noted(figures, "rescan"):

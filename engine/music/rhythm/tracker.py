@@ -85,12 +85,16 @@ def _viterbi_beats(activation: np.ndarray, fps: float) -> np.ndarray:
     ratio = intervals[None, :] / intervals[:, None]  # [from, to]
     log_change = -TEMPO_CHANGE * np.abs(ratio - 1.0)
     log_change -= np.log(np.exp(log_change).sum(axis=1, keepdims=True))
-    previous = np.arange(states) - 1  # position p comes from p - 1 within the same interval
-    inner = position > 0
+    inner = np.flatnonzero(position > 0)  # position p comes from p - 1 within the same interval
+    from_inner = inner - 1
+    beat_index = np.flatnonzero(beat_state)
+    columns = np.arange(len(intervals))
 
     log_beat = np.log(np.maximum(activation, _TINY))
     log_other = np.log(np.maximum((1.0 - activation) / (BEAT_STATE_SHARE - 1), _TINY))
-    delta = np.full(states, -np.log(states)) + np.where(beat_state, log_beat[0], log_other[0])
+    beat_gain = log_beat - log_other
+    delta = np.full(states, -np.log(states)) + log_other[0]
+    delta[beat_index] += beat_gain[0]
     frames = len(activation)
     came_from = np.empty((frames, len(intervals)), np.int16)  # best previous interval at each beat start
     new = np.empty(states)
@@ -98,10 +102,13 @@ def _viterbi_beats(activation: np.ndarray, fps: float) -> np.ndarray:
         candidates = delta[lasts][:, None] + log_change  # [from, to]
         best = candidates.argmax(axis=0)
         came_from[t] = best
-        new[firsts] = candidates[best, np.arange(len(intervals))]
-        new[inner] = delta[previous[inner]]
-        delta = new + np.where(beat_state, log_beat[t], log_other[t])
-        delta -= delta.max()  # keeps the logs in range over long tracks
+        new[firsts] = candidates[best, columns]
+        new[inner] = delta[from_inner]
+        new += log_other[t]
+        new[beat_index] += beat_gain[t]
+        delta, new = new, delta
+        if t % 256 == 0:
+            delta -= delta.max()  # keeps the logs in range over long tracks
     state = int(delta.argmax())
     beats = []
     for t in range(frames - 1, 0, -1):
