@@ -259,6 +259,19 @@ def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndar
     return read_audio(path, sample_rate, start=start, end=end)
 
 
+def read_excerpt(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """A rendered excerpt (desktop/excerpts.py) as float32 [samples, channels] at the audition's rate:
+    resampled here, off the GUI thread, rather than in `AuditionEngine.load`."""
+    from viml.engine.music.fit import read_source_audio
+
+    audio, rate = read_source_audio(path)
+    if rate != sample_rate:
+        import soxr
+
+        audio = soxr.resample(audio, rate, sample_rate, quality="HQ")
+    return np.asarray(audio, np.float32)
+
+
 # -- suggestions ------------------------------------------------------------------------------------
 # onnxruntime's default intra-op pool has one thread per core, and its idle threads spin: on a 2-core
 # machine a query then leaves the GUI thread no core (measured: GUI stalls of 110-140 ms while typing

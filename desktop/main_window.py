@@ -30,15 +30,22 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 from viml.desktop import backend, workers
 from viml.desktop.audition import AuditionEngine
+from viml.desktop.excerpts import Excerpt, ExcerptRequest, ExcerptService
 from viml.desktop.library import LibraryPanel
 from viml.desktop.player import ClipPlayer
-from viml.desktop.results import MatchCurveDelegate, ResultsModel, Suggestion
+from viml.desktop.results import (
+    WHOLE_FILE_KEY,
+    MatchCurveDelegate,
+    ResultsModel,
+    ResultsView,
+    Suggestion,
+    file_mime_data,
+)
 from viml.desktop.settings import AppSettings
 from viml.desktop.style import STYLESHEET
 
@@ -74,13 +81,14 @@ class MainWindow(QMainWindow):
         self.influence = QSlider(Qt.Horizontal, self, minimum=0, maximum=100, value=50)
         self.influence.setToolTip("How much the prompt counts against the picture")
         self.results_model = ResultsModel(self)
-        self.results = QTableView(self)
+        self.results = ResultsView(self)
         self.results.setModel(self.results_model)
         self.results.setItemDelegateForColumn(ResultsModel.CURVE_COLUMN, MatchCurveDelegate(self.results))
         self.results.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.results.setSelectionMode(QAbstractItemView.SingleSelection)
         self.results.setDragEnabled(True)
         self.results.setDragDropMode(QAbstractItemView.DragOnly)
+        self.results.setMouseTracking(True)  # hovering a row prepares its excerpt (`entered`)
         self.results.verticalHeader().hide()
         self.results.setWordWrap(False)
         self.results.verticalHeader().setDefaultSectionSize(30)
@@ -102,6 +110,11 @@ class MainWindow(QMainWindow):
         self.query = workers.LatestOnly(debounce_ms=250, parent=self)
         self.audition = AuditionEngine(self.player.clock, device=audio_device)
         self.audition_task: workers.Task | None = None
+        self.audition_request: ExcerptRequest | None = None  # what the audition being loaded plays
+        # What a drag carries and an audition plays: the suggestion's part, fitted to the clip's length.
+        self.excerpts = ExcerptService(lambda: backend.catalog_path(self.settings.catalog), parent=self)
+        self.pending_drag: ExcerptRequest | None = None  # a drag waiting for its excerpt's render
+        self.pending_audition: tuple[ExcerptRequest, Suggestion] | None = None
 
         self._build_layout(copy_button, reveal_button, export_button)
         self._build_menus()
@@ -118,6 +131,14 @@ class MainWindow(QMainWindow):
         self.query.error.connect(self.show_query_error)
         self.query.busy.connect(lambda busy: busy and self.results_hint.setText("Searching…"))
         self.results.doubleClicked.connect(lambda index: self.start_audition(index.row()))
+        self.results.selectionModel().currentRowChanged.connect(
+            lambda index, _: self.prepare_excerpt(index.row())
+        )
+        self.results.entered.connect(lambda index: self.prepare_excerpt(index.row()))
+        self.results.dragRequested.connect(self.start_drag)
+        self.results.dragStarted.connect(self._drag_started)
+        self.excerpts.ready.connect(self._excerpt_ready)
+        self.excerpts.failed.connect(self._excerpt_failed)
         self.audition_button.clicked.connect(self._audition_selected)
         self.stop_button.clicked.connect(self.stop_audition)
         copy_button.clicked.connect(self.copy_path)
@@ -399,23 +420,46 @@ class MainWindow(QMainWindow):
             self.start_audition(rows[0].row())
 
     def start_audition(self, row: int) -> None:
+        """Play the clip from its in point with the suggestion's fitted edit (the excerpt a drag carries,
+        at FIT_LUFS) starting there; the track from its best offset as before when no beats are known."""
         suggestion = self.results_model.suggestion(row)
         if self.player.path is None:
             self.show_message("Open a video to audition music against it")
             return
         self.stop_audition()
-        length = self.player.out_point - self.player.in_point
-        start, end = suggestion.offset, suggestion.offset + length + 1.0
-        rate = self.audition.sample_rate
-        task = workers.Task(lambda token: backend.read_music(suggestion.path, start, end, rate))
-        task.signals.result.connect(lambda music: self._play_audition(suggestion, music, start))
+        request = self.excerpt_request(suggestion)
+        excerpt = self.excerpts.prepare(request, immediately=True)
+        if excerpt is not None:
+            self._load_audition(suggestion, request, excerpt)
+        else:
+            self.pending_audition = (request, suggestion)
+            self.show_message(f"Fitting {suggestion.title} to the clip…")
+
+    def _load_audition(
+        self, suggestion: Suggestion, request: ExcerptRequest, excerpt: Excerpt | None
+    ) -> None:
+        """Decode off the GUI thread: the fitted edit (edit time 0 at the clip's in point), or, without
+        one (`excerpt` None or not fitted), the track from its best offset with a second to spare."""
+        rate, in_point = self.audition.sample_rate, self.player.in_point
+        if excerpt is not None and excerpt.fitted:
+            start = offset = 0.0
+            task = workers.Task(lambda token: backend.read_excerpt(excerpt.path, rate))
+        else:
+            start = offset = suggestion.offset
+            end = start + (self.player.out_point - in_point) + 1.0
+            task = workers.Task(lambda token: backend.read_music(suggestion.path, start, end, rate))
+        task.signals.result.connect(
+            lambda music: self._play_audition(suggestion, request, excerpt, music, start, offset, in_point)
+        )
         task.signals.error.connect(self.show_message)
-        self.audition_task = task
+        self.audition_task, self.audition_request = task, request
         self.show_message(f"Loading {suggestion.title}…")
         workers.start(task, self.pool)
 
-    def _play_audition(self, suggestion: Suggestion, music, start: float) -> None:
-        self.audition.load(music, self.audition.sample_rate, start, suggestion.offset, self.player.in_point)
+    def _play_audition(self, suggestion, request, excerpt, music, start, offset, in_point) -> None:
+        if self.audition_request != request:
+            return  # another audition (or a stop) came since this one was asked for
+        self.audition.load(music, self.audition.sample_rate, start, offset, in_point)
         problem = AuditionEngine.output_available(self.audition.device)
         if problem is None:
             try:
@@ -424,16 +468,83 @@ class MainWindow(QMainWindow):
                 problem = str(error)
         self.player.set_duck(problem is None)
         self.player.play_range()
-        if problem is None:
-            self.show_message(f"Auditioning {suggestion.title} from {suggestion.offset:.1f} s")
-        else:
+        if problem is not None:
             self.show_message(f"Playing the clip without music: {problem}")
+        elif excerpt is not None and excerpt.fitted:
+            self.show_message(f"Auditioning {suggestion.title}, fitted: {excerpt.description}")
+        else:
+            self.show_message(
+                f"Auditioning {suggestion.title} from {suggestion.offset:.1f} s (no beats known)"
+            )
 
     def stop_audition(self) -> None:
+        self.pending_audition = None
+        self.audition_request = None
         self.audition.stop()
         self.player.set_duck(False)
         if self.player.path is not None:
             self.player.pause()
+
+    # -- excerpts: what a drag carries and an audition plays ---------------------------------------
+    def excerpt_request(self, suggestion: Suggestion) -> ExcerptRequest:
+        """The suggestion's part as long as the clip (out - in), or its own length for a prompt-only
+        search."""
+        length = self.player.out_point - self.player.in_point if self.player.path is not None else 0.0
+        return ExcerptRequest(
+            suggestion.path, suggestion.title, suggestion.offset, length or suggestion.length
+        )
+
+    def prepare_excerpt(self, row: int) -> None:
+        """Render a selected or hovered row's excerpt in the background, so its drag starts at once."""
+        if 0 <= row < self.results_model.rowCount():
+            self.excerpts.prepare(self.excerpt_request(self.results_model.suggestion(row)))
+
+    def start_drag(self, row: int, whole_file: bool) -> None:
+        """From the results view's startDrag: drag the excerpt now when it is rendered; otherwise render it
+        (busy cursor) and start the drag when it is ready, if the button is still held."""
+        suggestion = self.results_model.suggestion(row)
+        if whole_file:
+            self.results.exec_drag(file_mime_data([suggestion.path]), Path(suggestion.path).name)
+            return
+        request = self.excerpt_request(suggestion)
+        excerpt = self.excerpts.prepare(request, immediately=True)
+        if excerpt is not None:
+            self.results.exec_drag(file_mime_data([str(excerpt.path)]), excerpt.path.name)
+            return
+        if self.pending_drag is None:
+            QGuiApplication.setOverrideCursor(Qt.BusyCursor)
+        self.pending_drag = request
+        self.show_message(f"Fitting {suggestion.title} to the clip: keep the button down, the drag follows…")
+
+    def _drag_started(self, mime) -> None:
+        names = ", ".join(Path(url.toLocalFile()).name for url in mime.urls())
+        self.show_message(f"Dragging {names} (hold {WHOLE_FILE_KEY} when the drag starts for the whole file)")
+
+    def _end_pending_drag(self) -> None:
+        self.pending_drag = None
+        QGuiApplication.restoreOverrideCursor()
+
+    def _excerpt_ready(self, request: ExcerptRequest, excerpt: Excerpt) -> None:
+        if self.pending_drag == request:
+            self._end_pending_drag()
+            if QGuiApplication.mouseButtons() & Qt.LeftButton:
+                self.results.exec_drag(file_mime_data([str(excerpt.path)]), excerpt.path.name)
+            else:
+                self.show_message(f"{excerpt.path.name} is ready: drag the suggestion again")
+        if self.pending_audition is not None and self.pending_audition[0] == request:
+            _, suggestion = self.pending_audition
+            self.pending_audition = None
+            self._load_audition(suggestion, request, excerpt)
+
+    def _excerpt_failed(self, request: ExcerptRequest, message: str) -> None:
+        if self.pending_drag == request:
+            self._end_pending_drag()
+            self.show_message(f"No excerpt: {message} ({WHOLE_FILE_KEY}+drag carries the whole file)")
+        if self.pending_audition is not None and self.pending_audition[0] == request:
+            _, suggestion = self.pending_audition
+            self.pending_audition = None
+            log.info("audition not fitted: %s", message)
+            self._load_audition(suggestion, request, None)
 
     # -- results actions --------------------------------------------------------------------------
     def copy_path(self) -> None:
@@ -494,7 +605,8 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop in -------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls():
+        # A suggestion dragged from the results and let go over the window is not a drop onto the library.
+        if event.mimeData().hasUrls() and event.source() is not self.results:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
@@ -509,7 +621,11 @@ class MainWindow(QMainWindow):
         music_folders: list[str] = []
         for path in paths:
             suffix = Path(path).suffix.lower()
-            if os.path.isdir(path):
+            if self.excerpts.cache.contains(path):
+                self.show_message(
+                    f"{Path(path).name}: an excerpt this app rendered, not added to the library"
+                )
+            elif os.path.isdir(path):
                 music_folders.append(path)
             elif suffix in VIDEO_EXTENSIONS:
                 self.open_video(path)
@@ -531,9 +647,12 @@ class MainWindow(QMainWindow):
             and self.scan_task is None
             and self.library_task is None
             and self.bundle_task is None
+            and not self.excerpts.busy
         )
 
     def closeEvent(self, event) -> None:
+        if self.pending_drag is not None:
+            self._end_pending_drag()
         self.stop_audition()
         self.cancel_scan()
         self.query.cancel()

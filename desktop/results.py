@@ -1,16 +1,40 @@
-"""Ranked suggestions: a table model, a match-curve delegate, and drag-out as file URLs."""
+"""Ranked suggestions: a table model, a match-curve delegate, and the view whose drags carry file URLs.
+
+A drag from `ResultsView` does not take the model's mime data at once: it asks the window
+(`dragRequested(row, whole_file)`), which answers with `exec_drag` immediately when the suggestion's
+excerpt is rendered, or later, when the render finishes while the button is still held (Qt starts a drag
+synchronously from the mouse move, so the excerpt cannot be waited for there without freezing the GUI).
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QModelIndex, QPointF, QRectF, Qt, QUrl
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QMimeData,
+    QModelIndex,
+    QPointF,
+    QRectF,
+    Qt,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import QColor, QDrag, QFontMetrics, QGuiApplication, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView
 from viml.desktop.style import ACCENT, CURVE, format_time
 from viml.desktop.table_model import RowsTableModel
+
+# Held when a drag starts, it carries the whole file instead of the excerpt: each platform's *copy*
+# modifier (Ctrl on Windows and Linux; Option on macOS, which Qt calls Alt). Results are only ever
+# copied, so it asks for what the drag does anyway. Alt on Linux is taken by window managers (Alt+drag
+# moves the window) and Shift asks for a move, which a drop target would then refuse.
+WHOLE_FILE_MODIFIER = Qt.AltModifier if sys.platform == "darwin" else Qt.ControlModifier
+WHOLE_FILE_KEY = "Option" if sys.platform == "darwin" else "Ctrl"
 
 
 @dataclass(frozen=True)
@@ -71,7 +95,10 @@ class ResultsModel(RowsTableModel):
                 None,
             )[column]
         if role == Qt.ToolTipRole:
-            return f"{item.path}\nDrag into your editor, or double-click to audition with the clip."
+            return (
+                f"{item.path}\nDrag into your editor: the part, fitted to the clip's length "
+                f"({WHOLE_FILE_KEY}+drag: the whole file). Double-click to audition it with the clip."
+            )
         if role == Qt.TextAlignmentRole and column in (0, 2):
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
@@ -88,6 +115,74 @@ class ResultsModel(RowsTableModel):
 
     def supportedDragActions(self):
         return Qt.CopyAction
+
+
+class ResultsView(QTableView):
+    """The results table; drags go through `dragRequested` (see the module's docstring)."""
+
+    dragRequested = Signal(int, bool)  # row, whole file
+    dragStarted = Signal(object)  # the QMimeData, just before the drag runs
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._press_row = -1
+        self._press_modifiers = Qt.NoModifier
+
+    def mousePressEvent(self, event) -> None:
+        self._press_row = self.indexAt(event.position().toPoint()).row()
+        self._press_modifiers = event.modifiers()
+        super().mousePressEvent(event)
+
+    def selectionCommand(self, index: QModelIndex, event: QEvent | None = None):
+        # Ctrl (the whole-file modifier) would toggle the pressed row out of the selection.
+        if (
+            event is not None
+            and event.type() == QEvent.MouseButtonPress
+            and index.isValid()
+            and event.modifiers() & Qt.ControlModifier
+        ):
+            return QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows
+        return super().selectionCommand(index, event)
+
+    def startDrag(self, supported_actions) -> None:
+        row = self._press_row if self._press_row >= 0 else self.currentIndex().row()
+        if row < 0:
+            return
+        # The modifier as pressed with the button, or pressed since (before the drag distance).
+        modifiers = self._press_modifiers | QGuiApplication.keyboardModifiers()
+        self.dragRequested.emit(row, bool(modifiers & WHOLE_FILE_MODIFIER))
+
+    def exec_drag(self, mime: QMimeData, label: str) -> Qt.DropAction:
+        """Run a copy drag of `mime` (Qt's nested drag loop) with `label` under the cursor."""
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        drag.setPixmap(drag_pixmap(label, self.devicePixelRatioF()))
+        self.dragStarted.emit(mime)
+        return drag.exec(Qt.CopyAction, Qt.CopyAction)
+
+
+def drag_pixmap(label: str, ratio: float = 1.0) -> QPixmap:
+    """A small rounded tag with what the drag carries (the excerpt's file name)."""
+    from PySide6.QtGui import QFont
+
+    font = QFont()
+    font.setPointSizeF(10.0)
+    metrics = QFontMetrics(font)
+    width, height = min(metrics.horizontalAdvance(label), 420) + 20, metrics.height() + 10
+    pixmap = QPixmap(int(width * ratio), int(height * ratio))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.Antialiasing)
+    painter.setPen(Qt.NoPen)
+    painter.setBrush(QColor(ACCENT))
+    painter.drawRoundedRect(QRectF(0, 0, width, height), 6, 6)
+    painter.setPen(QColor("#ffffff"))
+    painter.setFont(font)
+    text = metrics.elidedText(label, Qt.ElideMiddle, width - 20)
+    painter.drawText(QRectF(10, 0, width - 20, height), Qt.AlignVCenter | Qt.AlignLeft, text)
+    painter.end()
+    return pixmap
 
 
 class MatchCurveDelegate(QStyledItemDelegate):

@@ -202,24 +202,15 @@ def run(args: argparse.Namespace) -> int:
 
 def fit_results(results, folder: Path, length: float, catalog) -> None:
     """Each result's fitted edit (catalog/fitting.py) as FOLDER/<rank>-<title>-<start>+<length>.wav."""
-    from viml.catalog.fitting import render_excerpt
-    from viml.engine.music.fit import clock
+    from viml.catalog.fitting import FIT_LUFS, file_clock, file_title, render_excerpt
 
     folder.mkdir(parents=True, exist_ok=True)
     for result in results:
-        title = "".join(
-            c if c.isalnum() or c in " -_" else "_" for c in (result.title or Path(result.path).stem)
-        )
-        name = f"{result.rank:02d}-{title.strip()[:60]}-{clock(result.start)}+{clock(length)}.wav".replace(
-            ":", "m"
-        )
+        title = file_title(result.title, result.path)
+        name = f"{result.rank:02d}-{title}-{file_clock(result.start)}+{file_clock(length)}.wav"
         plan = render_excerpt(result.path, result.start, length, folder / name, catalog, target_lufs=FIT_LUFS)
         result.fitted = str(folder / name)
         print(f"fitted #{result.rank}: {plan.describe()} -> {result.fitted}", file=sys.stderr)
-
-
-# Fitted edits are written at one loudness, so suggestions compare by their music, not their level.
-FIT_LUFS = -16.0
 
 
 def emit(
