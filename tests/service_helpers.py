@@ -77,7 +77,9 @@ def running_service(lib: Library, *extra: str) -> Iterator[Running]:
         deadline = time.monotonic() + 120
         while not endpoint.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"viml serve did not start:\n{process.stdout.read() if process.stdout else ''}")
+                raise AssertionError(
+                    f"viml serve did not start:\n{process.stdout.read() if process.stdout else ''}"
+                )
             time.sleep(0.1)
         url = json.loads(endpoint.read_text())["url"]
         token = (lib.home / "service" / "token").read_text().strip()

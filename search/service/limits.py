@@ -54,19 +54,25 @@ class Guard:
             await error_response(413, BodyTooLargeError(limit).detail)(scope, receive, send)
             return
         received = 0
-        started = False
+        started = tripped = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, tripped
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    tripped = True
                     raise BodyTooLargeError(limit)
             return message
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if tripped:  # whatever the app made of the interrupted body (a parser's 400), it was too large
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await error_response(413, BodyTooLargeError(limit).detail)(scope, receive, send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 

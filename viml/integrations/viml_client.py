@@ -86,9 +86,15 @@ class Service:
         """Render the part to `output` (a WAV); returns (output, kind fitted|plain, what was done)."""
         body = {"path": path, "start": start, "duration": duration, "mode": mode, "target_lufs": target_lufs}
         _, headers, data = self._send("POST", "/v1/excerpt", json.dumps(body).encode(), "application/json")
-        return _write(output, data), headers.get("X-ViML-Excerpt-Kind", ""), headers.get("X-ViML-Excerpt-Note", "")
+        return (
+            _write(output, data),
+            headers.get("x-viml-excerpt-kind", ""),
+            headers.get("x-viml-excerpt-note", ""),
+        )
 
-    def preview(self, path: str, output: str | os.PathLike, start: float = 0.0, duration: float = 30.0) -> Path:
+    def preview(
+        self, path: str, output: str | os.PathLike, start: float = 0.0, duration: float = 30.0
+    ) -> Path:
         query = urllib.parse.urlencode({"path": path, "start": start, "duration": duration})
         _, _, data = self._send("GET", f"/v1/preview?{query}")
         return _write(output, data)
@@ -112,12 +118,14 @@ class Service:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
         try:
             with opener.open(request, timeout=self.timeout) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
         except urllib.error.HTTPError as error:
             raise ServiceError(error.code, _message(error.read()) or str(error)) from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise ServiceError(0, f"the ViML service at {self.url} is not running ({reason}): start `viml serve`") from None
+            raise ServiceError(
+                0, f"the ViML service at {self.url} is not running ({reason}): start `viml serve`"
+            ) from None
 
 
 def _endpoint(folder: Path) -> str | None:
