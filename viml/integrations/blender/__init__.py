@@ -1,0 +1,1 @@
+"""The Blender add-on lives in viml_vse/ (a package of Blender's, copied by `viml integrations install`)."""
