@@ -98,6 +98,10 @@ METHODS: dict[str, dict] = {
     "words only (BM25)": {"sound_weight": 0, "meaning_weight": 0},
     "words by meaning (text embedding)": {"sound_weight": 0, "words_weight": 0},
     DEFAULT: {},
+    # Finer windows (search/offsets.py) move the best tracks' starts to downbeats and may lift their
+    # score; these rows rank as before them (segment-grid windows only).
+    "fused, segment-grid windows only": {"fine_offsets": False},
+    "zero-shot sound, segment-grid windows only": {"words_weight": 0, "meaning_weight": 0, "fine_offsets": False},
 }  # fmt: skip
 GRID = [
     {"words_weight": w, "meaning_weight": m, "meaning_floor": floor, "pooling": pool}
