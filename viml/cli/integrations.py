@@ -122,5 +122,6 @@ def install_resolve(target: Path) -> Path:
     shutil.copy2(CLIENT, modules / CLIENT.name)
     shutil.copy2(RESOLVE_MODULE, modules / RESOLVE_MODULE.name)
     script = target / RESOLVE_SCRIPT.name
-    shutil.copy2(RESOLVE_SCRIPT, script)
+    text = RESOLVE_SCRIPT.read_text(encoding="utf-8")
+    script.write_text(text.replace("MODULES = None", f"MODULES = {str(modules)!r}", 1), encoding="utf-8")
     return script
