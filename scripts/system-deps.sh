@@ -5,11 +5,12 @@
 #   libegl1 etc.   - Qt's offscreen platform plugin
 #   libxcb-cursor0 - Qt's xcb platform plugin (the desktop app on X11)
 #   melt, ges1.0-tools, gstreamer1.0-*, blender - real editors' engines the timeline tests render with
+#   xvfb           - a virtual X display for screenshots of the Blender add-on (tests/blender_panel_screenshot.py)
 #   fretsonfire-songs-* - real songs with MIDI charts: the beat tracker's ground truth (bench/beats.py)
 # Installs only what is missing, and only when it can (root with apt-get); otherwise it says what to install.
 set -euo pipefail
 packages=(libportaudio2 pulseaudio libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libxcb-cursor0
-    melt ges1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav blender
+    melt ges1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-libav blender xvfb
     fretsonfire-songs-muldjord fretsonfire-songs-sectoid)
 missing=()
 for package in "${packages[@]}"; do

@@ -304,3 +304,13 @@ def test_the_client_the_add_ons_ship_talks_to_the_service(service, tmp_path):
     count, kind, refused = json.loads(done.stdout)
     assert count == 2 and kind == "fitted" and refused[0] == 401 and "token" in refused[1]
     assert (tmp_path / "x.wav").stat().st_size > 1000
+
+
+def test_the_docs_hold_the_apps_current_schema():
+    from viml.search.service.app import DOC_END, DOC_START, openapi_markdown, openapi_schema
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "sections" / "service.md").read_text("utf-8")
+    written = DOC_START + text.split(DOC_START, 1)[1].split(DOC_END, 1)[0] + DOC_END
+    assert written == openapi_markdown(openapi_schema()), (
+        "docs/sections/service.md is out of date: run `viml serve --openapi docs/sections/service.md`"
+    )

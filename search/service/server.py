@@ -43,7 +43,9 @@ def loopback_address(host: str) -> str:
 def bind(host: str, port: int) -> socket.socket:
     address = loopback_address(host)
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto given: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say they are TCP; with
+    # proto 0 every response (headers and body written apart) waited ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((address, port))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
 
@@ -33,7 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-upload-mb", type=positive_count, default=64, metavar="MB",
                         help="largest uploaded still or clip (default 64 MB)")  # fmt: skip
     parser.add_argument("--print-token", action="store_true", help="print the token (and its file) and exit")
-    parser.add_argument("--openapi", type=Path, metavar="PATH", help="write the OpenAPI schema and exit")
+    parser.add_argument(
+        "--openapi",
+        type=Path,
+        metavar="PATH",
+        help="write the OpenAPI schema (.json) or its docs part (.md) and exit",
+    )
     parser.set_defaults(func=run)
 
 
@@ -45,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{token}\n(from {token_path()})")
         return 0
     if args.openapi:
-        from viml.search.service.app import openapi_schema
+        from viml.search.service.app import write_openapi
 
-        args.openapi.write_text(json.dumps(openapi_schema(), indent=2) + "\n", encoding="utf-8")
+        write_openapi(args.openapi)
         return 0
     from viml.catalog.store import Catalog
     from viml.engine.runtime import open_bundle
