@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from viml.search.service.work import ServiceLimits
 
     loopback_address(args.host)  # refused before any model is opened
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise UserFacingError(f"--port must be 0..65535, got {args.port}")
     with Catalog(args.catalog, must_exist=True) as catalog:
         path = catalog.path
     limits = ServiceLimits(max_upload_bytes=args.max_upload_mb << 20, timeout_s=float(args.timeout))
@@ -69,8 +71,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"viml serve: {url} (bundle {bundle.name}, catalog {path}); token in {token_path()}",
               file=sys.stderr, flush=True)  # fmt: skip
 
-    if args.port is not None and not 0 <= args.port <= 65535:
-        raise UserFacingError(f"--port must be 0..65535, got {args.port}")
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn stops on SIGINT/SIGTERM by itself
         serve(path, bundle, args.host, DEFAULT_PORT if args.port is None else args.port, limits, ready)
     return 0
