@@ -100,9 +100,9 @@ def render_plain_excerpt(
 
 
 def file_title(title: str | None, path: str | os.PathLike) -> str:
-    """A title fit for a file name on every platform: letters, digits, space, - and _ (the rest become
-    _), at most 60 characters; the file's stem when there is no title."""
-    text = title or Path(path).stem
+    """A title fit for a file name on every platform: letters, digits, space, - and _ (dashes become -,
+    the rest _), at most 60 characters; the file's stem when there is no title."""
+    text = (title or Path(path).stem).replace("–", "-").replace("—", "-")
     return "".join(c if c.isalnum() or c in " -_" else "_" for c in text).strip()[:60].strip() or "excerpt"
 
 

@@ -67,7 +67,8 @@ class ExcerptRequest:
     @property
     def file_name(self) -> str:
         """'Night Drive 1m04.2-1m34.2.wav': the title and the range of the source it starts from."""
-        title = fitting.file_title(self.title, self.path)
+        # The results show the file's name for an untitled track: its stem here, not "Song_wav".
+        title = fitting.file_title(None if self.title == Path(self.path).name else self.title, self.path)
         return (
             f"{title} {fitting.file_clock(self.start)}-{fitting.file_clock(self.start + self.duration)}.wav"
         )

@@ -136,7 +136,6 @@ class MainWindow(QMainWindow):
         )
         self.results.entered.connect(lambda index: self.prepare_excerpt(index.row()))
         self.results.dragRequested.connect(self.start_drag)
-        self.results.dragStarted.connect(self._drag_started)
         self.excerpts.ready.connect(self._excerpt_ready)
         self.excerpts.failed.connect(self._excerpt_failed)
         self.audition_button.clicked.connect(self._audition_selected)
@@ -504,21 +503,25 @@ class MainWindow(QMainWindow):
         (busy cursor) and start the drag when it is ready, if the button is still held."""
         suggestion = self.results_model.suggestion(row)
         if whole_file:
+            self.show_message(f"Dragging the whole file {Path(suggestion.path).name}")
             self.results.exec_drag(file_mime_data([suggestion.path]), Path(suggestion.path).name)
             return
         request = self.excerpt_request(suggestion)
         excerpt = self.excerpts.prepare(request, immediately=True)
         if excerpt is not None:
-            self.results.exec_drag(file_mime_data([str(excerpt.path)]), excerpt.path.name)
+            self._drag_excerpt(excerpt)
             return
         if self.pending_drag is None:
             QGuiApplication.setOverrideCursor(Qt.BusyCursor)
         self.pending_drag = request
         self.show_message(f"Fitting {suggestion.title} to the clip: keep the button down, the drag follows…")
 
-    def _drag_started(self, mime) -> None:
-        names = ", ".join(Path(url.toLocalFile()).name for url in mime.urls())
-        self.show_message(f"Dragging {names} (hold {WHOLE_FILE_KEY} when the drag starts for the whole file)")
+    def _drag_excerpt(self, excerpt: Excerpt) -> None:
+        kind = "fitted" if excerpt.fitted else "no beats known, cut"
+        self.show_message(
+            f"Dragging {excerpt.path.name} ({kind}: {excerpt.description}; {WHOLE_FILE_KEY}+drag: the whole file)"
+        )
+        self.results.exec_drag(file_mime_data([str(excerpt.path)]), excerpt.path.name)
 
     def _end_pending_drag(self) -> None:
         self.pending_drag = None
@@ -528,7 +531,7 @@ class MainWindow(QMainWindow):
         if self.pending_drag == request:
             self._end_pending_drag()
             if QGuiApplication.mouseButtons() & Qt.LeftButton:
-                self.results.exec_drag(file_mime_data([str(excerpt.path)]), excerpt.path.name)
+                self._drag_excerpt(excerpt)
             else:
                 self.show_message(f"{excerpt.path.name} is ready: drag the suggestion again")
         if self.pending_audition is not None and self.pending_audition[0] == request:

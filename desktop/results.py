@@ -168,7 +168,9 @@ def drag_pixmap(label: str, ratio: float = 1.0) -> QPixmap:
     font = QFont()
     font.setPointSizeF(10.0)
     metrics = QFontMetrics(font)
-    width, height = min(metrics.horizontalAdvance(label), 420) + 20, metrics.height() + 10
+    text = metrics.elidedText(label, Qt.ElideMiddle, 420)
+    # Room to spare: the pixmap's painter may measure the font a pixel or two wider than `metrics`.
+    width, height = metrics.horizontalAdvance(text) + 28, metrics.height() + 10
     pixmap = QPixmap(int(width * ratio), int(height * ratio))
     pixmap.setDevicePixelRatio(ratio)
     pixmap.fill(Qt.transparent)
@@ -179,8 +181,7 @@ def drag_pixmap(label: str, ratio: float = 1.0) -> QPixmap:
     painter.drawRoundedRect(QRectF(0, 0, width, height), 6, 6)
     painter.setPen(QColor("#ffffff"))
     painter.setFont(font)
-    text = metrics.elidedText(label, Qt.ElideMiddle, width - 20)
-    painter.drawText(QRectF(10, 0, width - 20, height), Qt.AlignVCenter | Qt.AlignLeft, text)
+    painter.drawText(QRectF(0, 0, width, height), Qt.AlignCenter, text)
     painter.end()
     return pixmap
 

@@ -164,6 +164,7 @@ def test_drag_carries_the_fitted_part_once_rendered_and_ctrl_the_whole_file(qtbo
     excerpt = started[0][0]
     assert excerpt.name == "Quiet Song 0m10.2-0m16.8.wav"
     assert window.excerpts.cache.contains(excerpt)
+    assert "(fitted: starts at bar 6 (0:10.2)" in window.statusBar().currentMessage()
     edit, rate = read_wav(excerpt)
     assert rate == RATE and edit.shape == (round(6.5 * RATE), 2)  # the clip's length, to the sample
     downbeats = quiet[2].beats.downbeats
@@ -188,6 +189,7 @@ def test_drag_carries_the_fitted_part_once_rendered_and_ctrl_the_whole_file(qtbo
     whole = drag(qtbot, window, 1, modifiers=WHOLE_FILE_MODIFIER)
     assert whole == [[loud[0].resolve()]]
     assert window.selected_suggestion().path == str(loud[0]), "the modifier does not deselect the row"
+    assert window.statusBar().currentMessage() == "Dragging the whole file Loud Song.wav"
 
     # Let go over the app itself: the cache is not a music folder.
     folders = list(window.settings.music_folders)
@@ -260,8 +262,12 @@ def test_without_beats_the_drag_is_a_plain_cut_and_audition_plays_the_track(qtbo
 
 
 def test_excerpt_names_are_safe_and_the_cache_drops_the_least_recently_used(tmp_path):
-    request = ExcerptRequest("/m/x.wav", "AC/DC: *Live* ", 64.2, 30.0)
-    assert request.file_name == "AC_DC_ _Live_ 1m04.2-1m34.2.wav"
+    request = ExcerptRequest("/m/x.wav", "AC/DC – *Live* ", 64.2, 30.0)
+    assert request.file_name == "AC_DC - _Live_ 1m04.2-1m34.2.wav"
+    assert (
+        ExcerptRequest("/m/Late Train.wav", "Late Train.wav", 10.0, 10.0).file_name
+        == "Late Train 0m10.0-0m20.0.wav"
+    )
     source = write_wav(tmp_path / "s.wav", np.full((2, 8 * RATE), 0.1, np.float32), RATE)
     entry_bytes = 4 * 2 * RATE + 4096  # a 2 s stereo 16-bit excerpt, its sidecar and headers
     cache = ExcerptCache(tmp_path / "cache", max_bytes=int(2.5 * entry_bytes))
