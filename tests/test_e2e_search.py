@@ -39,9 +39,15 @@ def check_results(results: list[dict], clip_seconds: float | None) -> None:
     assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
     for r in results:
         curve, step = r["curve"], r["segment_seconds"]
-        assert curve and r["sound_score"] == pytest.approx(max(curve), abs=1e-5)
-        # The best offset is where the match curve peaks.
-        assert r["start"] == pytest.approx(step * curve.index(max(curve)))
+        # The curve is the segment grid's; a finer window (on a downbeat, or a 1 s grid without beats) may
+        # fit better than the grid's best and then places the start (search/offsets.py).
+        assert curve and r["sound_score"] >= max(curve) - 1e-5
+        grid_best = step * curve.index(max(curve))
+        if r["sound_score"] == pytest.approx(max(curve), abs=1e-5):
+            assert abs(r["start"] - grid_best) < step or r["start"] == pytest.approx(grid_best)
+        assert 0 <= r["start"] <= r["duration"]
+        if r["start_bar"] is None:
+            assert r["start"] == pytest.approx(round(r["start"]))  # the 1 s grid
         if clip_seconds is not None:
             assert r["end"] == pytest.approx(min(r["start"] + clip_seconds, r["duration"]), abs=1e-3)
         for tag in r["matched_tags"]:
@@ -109,8 +115,9 @@ def test_demo_bundle_clip_search_and_timeline(tmp_path):
     check_results(prompt_only, None)
 
     timeline = tmp_path / "edit.otio"
-    done = e2e.viml("suggest", video, *common, "-n", "3", "--format", "otio", "-o", str(timeline), home=home)
-    assert "3 music tracks" in done.stdout
+    done = e2e.viml("suggest", video, *common, "-n", "3", "--format", "otio", "-o", str(timeline),
+                    "--alternatives", "muted", home=home)  # fmt: skip
+    assert "3 music tracks (2 muted)" in done.stdout
     import opentimelineio as otio
 
     read = otio.adapters.read_from_file(str(timeline))
@@ -119,7 +126,9 @@ def test_demo_bundle_clip_search_and_timeline(tmp_path):
     clip = video_track[0]
     assert clip.media_reference.target_url.endswith(world.pieces[2].video.split("/")[-1])
     assert clip.source_range.duration.to_seconds() == pytest.approx(8.0, abs=0.05)
+    assert [track.enabled for track in music_tracks] == [True, False, False]  # only the chosen one plays
     for track, result in zip(music_tracks, plain[:3], strict=True):
+        # Cut on the clip's frames (12 fps here): within half a frame of the suggested start.
         assert track[0].source_range.start_time.to_seconds() == pytest.approx(result["start"], abs=0.05)
 
 
