@@ -22,8 +22,8 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtTest import QTest
 from test_fit import known_rhythm, music
 from viml.catalog import fitting
+from viml.catalog.excerpts import ExcerptCache, ExcerptRequest
 from viml.catalog.store import Catalog, Fingerprint
-from viml.desktop.excerpts import ExcerptCache, ExcerptRequest
 from viml.desktop.results import WHOLE_FILE_MODIFIER, Suggestion
 from viml.engine.music.rhythm.loudness import integrated_loudness
 from viml.engine.music.types import MusicSegments

@@ -6,19 +6,16 @@ catalog is opened per call in the calling thread (SQLite connections stay in the
 are kept per catalog generation, so reopening costs nothing), as the desktop app does. Renders take a
 lock of their own and run beside searches.
 
-Excerpts: `auto` renders the fitted edit (catalog/fitting.py: cut and looped on the track's downbeats)
-when the track's beats are known or can be measured; when the converted BeatNet is missing
-(`viml convert-beatnet`) it falls back to the plain excerpt: the part from `start`, exactly `duration`
-long, with a short fade in and a fade out, loudness-matched from the part itself. `fitted` refuses
-instead of falling back; `plain` never fits. Only catalogued tracks are read: a token holder cannot
-use the service to read other files.
+Excerpts and previews are catalog/excerpts.py's, in its cache (the desktop app's too): `auto` renders the
+fitted edit (cut and looped on the track's downbeats) when the track's beats are known or can be
+measured, else it falls back to the plain cut (fitting.render_plain_excerpt) and says why; `fitted`
+refuses instead of falling back; `plain` never fits; a preview is the track's own samples. Only
+catalogued tracks are read: a token holder cannot use the service to read other files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import threading
@@ -28,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-from viml.catalog.store import Catalog, path_key
+from viml.catalog.excerpts import FALLBACK_REASON, RAW, Excerpt, ExcerptCache, ExcerptRequest, check_mode
+from viml.catalog.excerpts import MODES as EXCERPT_MODES
+from viml.catalog.fitting import FIT_LUFS
+from viml.catalog.store import Catalog
 from viml.core.errors import UserFacingError
 from viml.core.paths import cache_dir
 
@@ -38,11 +37,8 @@ if TYPE_CHECKING:
     from viml.search import Filters, SearchResult, SegmentHit, Suggestion, SuggestRequest
     from viml.search.searcher import Searcher
 
-EXCERPT_MODES = ("auto", "fitted", "plain")
-FIT_LUFS = -16.0  # as `viml suggest --fit`: auditions compare by their music, not their level
-FADE_IN_SECONDS = 0.01  # no click at the cut
-FADE_OUT_SECONDS = 1.5  # at most; a tenth of a short excerpt
-KEPT_RENDERS = 200  # rendered files kept in the cache (the oldest go first)
+# EXCERPT_MODES and FIT_LUFS are the shared ones (catalog/), named here for app.py.
+__all__ = ["EXCERPT_MODES", "FIT_LUFS", "NotFoundError", "Rendered", "ServiceLimits", "TimedOutError", "Work"]
 
 
 @dataclass(frozen=True)
@@ -85,14 +81,19 @@ class Rendered:
 
 class Work:
     def __init__(
-        self, catalog_path: Path, bundle: RuntimeBundle, limits: ServiceLimits | None = None
+        self,
+        catalog_path: Path,
+        bundle: RuntimeBundle,
+        limits: ServiceLimits | None = None,
+        excerpts: ExcerptCache | None = None,
     ) -> None:
         self.catalog_path = Path(catalog_path)
         self.bundle = bundle
         self.limits = limits or ServiceLimits()
+        self.excerpts = excerpts or ExcerptCache()
         self._search_lock = threading.Lock()
         self._render_lock = threading.Lock()
-        self.renders = cache_dir() / "service"
+        self.renders = cache_dir() / "service"  # the service's own scratch files (uploads)
         self.renders.mkdir(parents=True, exist_ok=True)
 
     def deadline(self) -> Deadline:
@@ -182,18 +183,13 @@ class Work:
             raise NotFoundError(f"{path}: the file has vanished since the scan")
         return track.path
 
-    def _render_file(self, kind: str, path: str, *fields: object) -> Path:
-        """A cache file named by what it holds: the source's identity and the render's parameters."""
-        info = os.stat(path)
-        key = json.dumps([kind, path_key(path), info.st_size, info.st_mtime_ns, *fields])
-        return self.renders / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.wav"
-
-    def _prune(self) -> None:
-        files = sorted(self.renders.glob("*.wav"), key=lambda p: p.stat().st_mtime)
-        for old in files[:-KEPT_RENDERS]:
-            with contextlib.suppress(OSError):
-                old.unlink()
-                old.with_suffix(".json").unlink(missing_ok=True)
+    def _cached(self, request: ExcerptRequest, catalog: Catalog, deadline: Deadline) -> Excerpt:
+        """The cached render, else rendered now (one at a time: a request waits within its deadline)."""
+        found = self.excerpts.lookup(request)
+        if found is None:
+            with self._locked(self._render_lock, deadline):
+                found = self.excerpts.lookup(request) or self.excerpts.render(request, catalog)
+        return found
 
     def excerpt(
         self,
@@ -204,56 +200,27 @@ class Work:
         target_lufs: float | None = FIT_LUFS,
     ) -> Rendered:
         """The part of a catalogued track from `start`, `duration` seconds long, rendered as a WAV."""
-        if mode not in EXCERPT_MODES:
-            raise UserFacingError(f"unknown excerpt mode {mode!r}: choose one of {', '.join(EXCERPT_MODES)}")
+        check_mode(mode)  # the raw part is the preview's route, not a mode to ask for
         _check_span(start, duration, self.limits.max_excerpt_seconds)
         deadline = self.deadline()
-        with self._locked(self._render_lock, deadline), self.catalog() as catalog:
+        with self.catalog() as catalog:
             source = self._catalogued(catalog, path)
-            lufs = round(target_lufs, 2) if target_lufs is not None else None
-            output = self._render_file("excerpt", source, round(start, 4), round(duration, 4), mode, lufs)
-            sidecar = output.with_suffix(".json")
-            if output.exists() and sidecar.exists():
-                done = json.loads(sidecar.read_text(encoding="utf-8"))
-                return Rendered(output, done["kind"], done["note"])
-            rendered = self._render(catalog, source, start, duration, mode, target_lufs, output)
-            sidecar.write_text(json.dumps({"kind": rendered.kind, "note": rendered.note}), encoding="utf-8")
-            self._prune()
-            return rendered
-
-    def _render(
-        self, catalog: Catalog, source: str, start: float, duration: float, mode: str,
-        target_lufs: float | None, output: Path,
-    ) -> Rendered:  # fmt: skip
-        from viml.catalog.fitting import render_excerpt
-        from viml.engine.music.rhythm.network import BeatNetMissingError
-
-        if mode != "plain":
-            try:
-                plan = render_excerpt(source, start, duration, output, catalog, target_lufs=target_lufs)
-                return Rendered(output, "fitted", plan.describe())
-            except BeatNetMissingError as error:
-                if mode == "fitted":
-                    raise UserFacingError(
-                        f"{source}: its beats are not in the catalog and cannot be measured: {error}"
-                    ) from error
-                why = "no beats known for this track and BeatNet not converted (`viml convert-beatnet`)"
-        else:
-            why = "asked for"
-        plain_excerpt(source, start, duration, output, target_lufs)
-        return Rendered(output, "plain", f"plain excerpt with fades ({why})")
+            request = ExcerptRequest(source, "", start, duration, target_lufs=target_lufs, mode=mode)
+            done = self._cached(request, catalog, deadline)
+        if done.fitted:
+            return Rendered(done.path, "fitted", done.description)
+        why = FALLBACK_REASON if done.fell_back else "asked for"
+        return Rendered(done.path, "plain", f"plain excerpt ({why}): {done.description}")
 
     def preview(self, path: str, start: float, duration: float) -> Rendered:
         """The track as it is (no fades, no gain) from `start`, at most `duration` seconds."""
         _check_span(start, duration, self.limits.max_preview_seconds)
         deadline = self.deadline()
-        with self._locked(self._render_lock, deadline), self.catalog() as catalog:
+        with self.catalog() as catalog:
             source = self._catalogued(catalog, path)
-            output = self._render_file("preview", source, round(start, 4), round(duration, 4))
-            if not output.exists():
-                plain_excerpt(source, start, duration, output, None, fades=False, pad=False)
-                self._prune()
-            return Rendered(output, "preview", "the track as it is")
+            request = ExcerptRequest(source, "", start, duration, target_lufs=None, mode=RAW)
+            done = self._cached(request, catalog, deadline)
+        return Rendered(done.path, "preview", "the track as it is")
 
 
 def _check_span(start: float, duration: float, longest: float) -> None:
@@ -261,33 +228,3 @@ def _check_span(start: float, duration: float, longest: float) -> None:
         raise UserFacingError(f"start must be a time >= 0, got {start}")
     if not (math.isfinite(duration) and 0 < duration <= longest):
         raise UserFacingError(f"duration must be above 0 and at most {longest:g} s, got {duration}")
-
-
-def plain_excerpt(
-    path: str | os.PathLike, start: float, duration: float, output: Path, target_lufs: float | None,
-    fades: bool = True, pad: bool = True,
-) -> Path:  # fmt: skip
-    """[start, start + duration) of the source at its own rate and channels; silence after the track's
-    end when `pad` (the excerpt is then exactly `duration` long, as a fitted one is)."""
-    from viml.engine.music import fit
-    from viml.engine.music.rhythm.loudness import integrated_loudness
-
-    audio, rate = fit.read_source_audio(path)
-    first, count = round(start * rate), round(duration * rate)
-    if first >= len(audio):
-        raise UserFacingError(
-            f"{path}: starts at {start:g} s but the track is {len(audio) / rate:.1f} s long"
-        )
-    part = audio[first : first + count].copy()
-    if pad and len(part) < count:
-        part = np.concatenate([part, np.zeros((count - len(part), part.shape[1]), part.dtype)])
-    if fades:
-        rise = min(len(part), round(FADE_IN_SECONDS * rate))
-        fall = min(len(part), round(min(FADE_OUT_SECONDS, duration / 10) * rate))
-        part[:rise] *= np.linspace(0.0, 1.0, rise, dtype=np.float32)[:, None]
-        part[len(part) - fall :] *= np.linspace(1.0, 0.0, fall, dtype=np.float32)[:, None]
-    if target_lufs is not None:
-        loudness = integrated_loudness(part.mean(axis=1), rate)
-        peak = float(np.abs(part).max()) if part.size else 0.0
-        part = part * fit.gain_to_target(loudness, target_lufs, peak=peak)
-    return fit.write_audio(output, part, rate)
