@@ -63,19 +63,22 @@ def fine_scores(
 ) -> np.ndarray:
     """Score of the window at each start: mean over query rows k of the row's score against the music
     in [start + k * segment_seconds, start + (k + 1) * segment_seconds)."""
-    query = np.atleast_2d(query).astype(np.float32)
+    query = np.atleast_2d(query).astype(np.float64)
     k = query.shape[0]
+    music = np.asarray(embeddings, np.float64)
+    # Everything through the segments' own products: a mixed row's dot with q is w . (M q) and its
+    # squared norm w' (M M') w, so the cost is [starts x segments], never [starts x dimensions].
+    gram = music @ music.T
+    projected = music @ query.T  # [S, K]
     total = np.zeros(len(starts), np.float64)
     for row in range(k):
         weights = window_weights(
             segment_starts, segment_ends, starts + row * segment_seconds, segment_seconds
         )
-        covered = weights.sum(axis=1)
-        mixed = weights @ embeddings.astype(np.float64)
-        norms = np.linalg.norm(mixed, axis=1)
-        similarity = np.where(norms > 0, mixed @ query[row] / np.maximum(norms, 1e-12), 0.0)
+        norms = np.sqrt(np.maximum(np.einsum("ws,ws->w", weights @ gram, weights), 0.0))
+        similarity = np.where(norms > 0, weights @ projected[:, row] / np.maximum(norms, 1e-12), 0.0)
         if bias is not None:
-            similarity += weights @ bias / np.maximum(covered, 1e-12)
+            similarity += weights @ bias / np.maximum(weights.sum(axis=1), 1e-12)
         total += similarity
     return total / k
 
