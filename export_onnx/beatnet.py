@@ -10,22 +10,17 @@ licence text and `manifest.json` (source sha256, attribution, per-file sha256, f
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from viml.core.errors import UserFacingError, WeightsUnavailableError
-from viml.core.paths import cache_dir
+from viml.core.errors import UserFacingError
 from viml.engine.music.manifest import MANIFEST_NAME, sha256_file
 from viml.engine.music.rhythm.features import BANDS, BEATNET_FEATURES, FEATURE_DIM, diff_frames
 from viml.engine.music.rhythm.network import (
@@ -39,11 +34,11 @@ from viml.engine.music.rhythm.network import (
     beatnet_folder,
     model_file,
 )
+from viml.export_onnx.wheels import WheelFiles, find_wheel, installed_root
 
 log = logging.getLogger(__name__)
 
 WHEEL_NAME = f"BeatNet-{BEATNET_VERSION}-py3-none-any.whl"
-_DEV_WHEEL_CACHE = Path.home() / ".cache" / "viml" / "wheels"
 # Largest difference tolerated between torch and ONNX outputs at conversion time.
 EXPORT_TOLERANCE = 1e-4
 LICENCE = "CC BY 4.0"
@@ -58,43 +53,14 @@ ATTRIBUTION = (
 TEST_RECORDING = "BeatNet/test_data/808kick120bpm.mp3"
 
 
-class BeatNetSource:
+class BeatNetSource(WheelFiles):
     """Files of the BeatNet distribution, from a wheel zip or an installed package's parent folder."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self._zip = zipfile.ZipFile(path) if path.is_file() else None
-        except zipfile.BadZipFile as error:
-            raise WeightsUnavailableError(f"{path}: not a BeatNet wheel ({error})") from error
-
-    def read(self, relative: str) -> bytes:
-        try:
-            if self._zip is not None:
-                return self._zip.read(relative)
-            return (self.path / relative).read_bytes()
-        except (KeyError, FileNotFoundError) as error:
-            raise WeightsUnavailableError(
-                f"{self.path}: {relative} is missing; not a BeatNet {BEATNET_VERSION} wheel"
-            ) from error
-
-    def describe(self) -> dict:
-        info = {"source": str(self.path), "package": "BeatNet", "version": BEATNET_VERSION}
-        if self._zip is not None:
-            info["wheel_sha256"] = sha256_file(self.path)
-        return info
+    package = "BeatNet"
+    version = BEATNET_VERSION
 
     def licence(self) -> str:
-        for candidate in (f"BeatNet-{BEATNET_VERSION}.dist-info/LICENSE", "LICENSE"):
-            try:
-                text = self.read(candidate).decode("utf-8").strip()
-            except WeightsUnavailableError:
-                continue
-            if "Attribution 4.0 International" in text:
-                return text
-        raise UserFacingError(
-            f"{self.path}: the BeatNet CC BY 4.0 licence text is missing; refusing to convert"
-        )
+        return self.licence_text(("LICENSE",), "Attribution 4.0 International", "CC BY 4.0")
 
     def state_dict(self, number: int) -> dict:
         import torch
@@ -108,40 +74,12 @@ class BeatNetSource:
             ) from error
 
 
-def _installed_package_root() -> Path | None:
-    spec = importlib.util.find_spec("BeatNet")  # locates without importing (BeatNet imports madmom)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    package = Path(next(iter(spec.submodule_search_locations)))
-    return package.parent if (package / "models" / "model_1_weights.pt").exists() else None
-
-
 def find_beatnet(explicit: Path | None = None, download: bool = True) -> BeatNetSource:
     """The BeatNet files: an explicit wheel/folder, VIML_BEATNET_WHEEL, the installed package, a cached
     wheel (the product's cache, then ~/.cache/viml/wheels), or `pip download` into the product's cache."""
-    if explicit is not None:
-        if not explicit.exists():
-            raise WeightsUnavailableError(f"{explicit}: no such BeatNet wheel or folder")
-        return BeatNetSource(explicit)
-    candidates = [Path(p) for p in [os.environ.get("VIML_BEATNET_WHEEL")] if p]
-    installed = _installed_package_root()
-    if installed:
-        candidates.append(installed)
-    candidates += [cache_dir() / "wheels" / WHEEL_NAME, _DEV_WHEEL_CACHE / WHEEL_NAME]
-    for candidate in candidates:
-        if candidate.exists():
-            return BeatNetSource(candidate)
-    if download:
-        target = cache_dir() / "wheels"
-        log.info("downloading %s into %s", WHEEL_NAME, target)
-        command = [sys.executable, "-m", "pip", "download", f"BeatNet=={BEATNET_VERSION}", "--no-deps"]
-        result = subprocess.run([*command, "-d", str(target)], capture_output=True, text=True)
-        if result.returncode == 0 and (target / WHEEL_NAME).exists():
-            return BeatNetSource(target / WHEEL_NAME)
-        log.debug("pip download failed: %s", result.stderr[-2000:])
-    raise WeightsUnavailableError(
-        f"the BeatNet {BEATNET_VERSION} wheel was not found and could not be downloaded; run "
-        f"`pip download BeatNet=={BEATNET_VERSION} --no-deps -d {cache_dir() / 'wheels'}` or pass --wheel PATH"
+    installed = installed_root("BeatNet", "models/model_1_weights.pt")
+    return BeatNetSource(
+        find_wheel("BeatNet", BEATNET_VERSION, "VIML_BEATNET_WHEEL", installed, explicit, download)
     )
 
 

@@ -8,20 +8,14 @@ the checkpoints are read by `tf_checkpoint`, the tag names are parsed (not execu
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from viml.core.errors import UserFacingError, WeightsUnavailableError
-from viml.core.paths import cache_dir
 from viml.engine.music.frontend import FRONT_END
 from viml.engine.music.manifest import (
     CONVERTER_VERSION,
@@ -31,41 +25,23 @@ from viml.engine.music.manifest import (
     model_folder,
     sha256_file,
 )
+from viml.export_onnx.wheels import WheelFiles, find_wheel, installed_root
 
 log = logging.getLogger(__name__)
 
 WHEEL_NAME = f"musicnn-{MUSICNN_VERSION}-py3-none-any.whl"
-# Where developers of this project keep downloaded wheels (checked after the product's own cache).
-_DEV_WHEEL_CACHE = Path.home() / ".cache" / "viml" / "wheels"
 # Largest difference tolerated between torch and ONNX outputs at conversion time.
 _EXPORT_TOLERANCE = 1e-4
 
 
-class WheelSource:
+class WheelSource(WheelFiles):
     """Files of the musicnn distribution, from a wheel zip or an installed package folder."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._zip = zipfile.ZipFile(path) if path.is_file() else None
-
-    def read(self, relative: str) -> bytes:
-        if self._zip is not None:
-            return self._zip.read(relative)
-        return (self.path / relative).read_bytes()
-
-    def describe(self) -> dict:
-        info = {"source": str(self.path), "version": MUSICNN_VERSION}
-        if self._zip is not None:
-            info["wheel_sha256"] = sha256_file(self.path)
-        return info
+    package = "musicnn"
+    version = MUSICNN_VERSION
 
     def licence(self) -> str:
-        for candidate in (f"musicnn-{MUSICNN_VERSION}.dist-info/LICENSE.md", "LICENSE.md"):
-            try:
-                return self.read(candidate).decode("utf-8").strip()
-            except (KeyError, FileNotFoundError):
-                continue
-        raise UserFacingError(f"{self.path}: the musicnn licence text is missing; refusing to convert")
+        return self.licence_text(("LICENSE.md",), "", "ISC")
 
     def labels(self) -> dict[str, list[str]]:
         """MTT_LABELS / MSD_LABELS from configuration.py, parsed as literals (never executed)."""
@@ -79,41 +55,11 @@ class WheelSource:
         return labels
 
 
-def _installed_package_root() -> Path | None:
-    # find_spec locates a top-level package without executing it (musicnn imports TensorFlow).
-    spec = importlib.util.find_spec("musicnn")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    package = Path(next(iter(spec.submodule_search_locations)))
-    return package.parent if (package / "MTT_musicnn" / ".index").exists() else None
-
-
 def find_musicnn(explicit: Path | None = None, download: bool = True) -> WheelSource:
     """The musicnn files: an explicit wheel/folder, the installed package, a cached wheel, or pip download."""
-    if explicit is not None:
-        if not explicit.exists():
-            raise WeightsUnavailableError(f"{explicit}: no such musicnn wheel or folder")
-        return WheelSource(explicit)
-    candidates = [Path(p) for p in [os.environ.get("VIML_MUSICNN_WHEEL")] if p]
-    installed = _installed_package_root()
-    if installed:
-        candidates.append(installed)
-    candidates += [cache_dir() / "wheels" / WHEEL_NAME, _DEV_WHEEL_CACHE / WHEEL_NAME]
-    for candidate in candidates:
-        if candidate.exists():
-            return WheelSource(candidate)
-    if download:
-        target = cache_dir() / "wheels"
-        log.info("downloading %s into %s", WHEEL_NAME, target)
-        command = [sys.executable, "-m", "pip", "download", f"musicnn=={MUSICNN_VERSION}", "--no-deps"]
-        result = subprocess.run([*command, "-d", str(target)], capture_output=True, text=True)
-        if result.returncode == 0 and (target / WHEEL_NAME).exists():
-            return WheelSource(target / WHEEL_NAME)
-        log.debug("pip download failed: %s", result.stderr[-2000:])
-    raise WeightsUnavailableError(
-        f"the musicnn {MUSICNN_VERSION} wheel was not found and could not be downloaded; "
-        f"run `pip download musicnn=={MUSICNN_VERSION} --no-deps -d {cache_dir() / 'wheels'}` "
-        "or pass --wheel PATH"
+    installed = installed_root("musicnn", "MTT_musicnn/.index")
+    return WheelSource(
+        find_wheel("musicnn", MUSICNN_VERSION, "VIML_MUSICNN_WHEEL", installed, explicit, download)
     )
 
 
