@@ -244,13 +244,8 @@ def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
         music = analyzer.analyze_file(fp.path)
     except SilentAudioError as error:
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "silent", error.reason)
-    except MediaError as error:
-        return FileFailure(fp.path, fp.size, fp.mtime_ns, "undecodable", error.reason)
-    except OSError as error:
-        return FileFailure(fp.path, fp.size, fp.mtime_ns, "unreadable", _os_message(error))
-    except Exception as error:  # a decoder or model bug on one hostile file must not stop the scan
-        message = f"analysis failed ({error.__class__.__name__}: {error})"
-        return FileFailure(fp.path, fp.size, fp.mtime_ns, "analysis-error", message)
+    except Exception as error:
+        return _failure(fp, error, "analysis")
     if len(music.starts) == 0:
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "too-short", "no audio segment to analyse")
     try:
@@ -278,16 +273,21 @@ class RhythmJob:
 
 
 def analyze_rhythm(analyzer: Analyzer, job: RhythmJob) -> Rhythm | FileFailure:
-    fp = job.fp
     try:
-        return analyzer.analyze_rhythm(fp.path, job.embeddings, job.segment_starts)  # type: ignore[attr-defined]
-    except MediaError as error:
+        return analyzer.analyze_rhythm(job.fp.path, job.embeddings, job.segment_starts)  # type: ignore[attr-defined]
+    except Exception as error:
+        return _failure(job.fp, error, "rhythm analysis")
+
+
+def _failure(fp: Fingerprint, error: Exception, what: str) -> FileFailure:
+    """A file's failure from the exception its analysis raised: a bug on one hostile file (a decoder's or
+    a model's) must not stop the scan, so every exception becomes a recorded failure."""
+    if isinstance(error, MediaError):
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "undecodable", error.reason)
-    except OSError as error:
+    if isinstance(error, OSError):
         return FileFailure(fp.path, fp.size, fp.mtime_ns, "unreadable", _os_message(error))
-    except Exception as error:  # a decoder or model bug on one hostile file must not stop the scan
-        message = f"rhythm analysis failed ({error.__class__.__name__}: {error})"
-        return FileFailure(fp.path, fp.size, fp.mtime_ns, "analysis-error", message)
+    message = f"{what} failed ({error.__class__.__name__}: {error})"
+    return FileFailure(fp.path, fp.size, fp.mtime_ns, "analysis-error", message)
 
 
 def read_file_tags(path: str) -> tuple[str | None, float | None, FileTags]:
