@@ -92,7 +92,12 @@ def main() -> int:
             summary = scan(catalog, str(world.music_path(world.pieces[0]).parent), jobs=2, progress=False)
             figures["scan_seconds"] = round(time.perf_counter() - started, 1)
             figures["rhythm_analysis"] = summary.rhythm
-            print(f"scan: {summary.analysed} analysed, rhythm {summary.rhythm}", flush=True)
+            failed = "; ".join(f"{f.path}: {f.message}" for f in summary.failures)
+            print(
+                f"scan: {summary.analysed} analysed, rhythm {summary.rhythm}"
+                + (f"; failed: {failed}" if failed else ""),
+                flush=True,
+            )
             searcher = Searcher(catalog, runtime)
             rows = {}
             for label, fine in (("finer windows on downbeats", True), ("segment grid only", False)):
@@ -119,11 +124,12 @@ def main() -> int:
             figures["results"] = rows
     print(f"\n{args.pieces} demo pieces, top {args.top} suggestions of each piece's tags as the prompt")
     print(
-        f"{'placement':30} {'on downbeat':>12} {'median dist':>12} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MedR':>6}"
+        f"{'placement':30} {'on beat':>8} {'on downbeat':>12} {'median dist':>12} {'R@1':>6} {'R@5':>6} "
+        f"{'R@10':>6} {'MedR':>6}"
     )
     for label, row in rows.items():
         print(
-            f"{label:30} {row['share on a true downbeat']:12.3f} "
+            f"{label:30} {row['share on a true beat']:8.3f} {row['share on a true downbeat']:12.3f} "
             f"{row['median distance to a true downbeat seconds']:11.3f}s {row['recall@1']:6.3f} "
             f"{row['recall@5']:6.3f} {row['recall@10']:6.3f} {row['median rank']:6.1f}"
         )
