@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_any
 from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING
 
 from viml.catalog import analysis
 from viml.catalog.analysis import FileFailure
@@ -34,6 +35,9 @@ from viml.catalog.store import Catalog, Fingerprint, path_key, scan_lock
 from viml.core.errors import UserFacingError
 from viml.engine.media.extensions import AUDIO_EXTENSIONS
 from viml.engine.music.types import MusicSegments
+
+if TYPE_CHECKING:
+    from viml.catalog.scan_ray import RayExecutor
 
 EVENTS = """The scan's progress as events (`viml scan --events`: one JSON object per line on stdout).
 
@@ -156,6 +160,7 @@ def scan(
     reanalyze: bool = False,
     bundle: str | os.PathLike | None = None,
     on_event: EventSink | None = None,
+    ray: str | None = None,
 ) -> ScanSummary:
     """Bring the catalog up to date with the audio files under `root`.
 
@@ -164,13 +169,17 @@ def scan(
     `bundle` (a bundle folder): analyse with its own music model and analysis spec; files analysed under
     another spec are re-analysed, so a search never meets an analysis its bundle cannot read.
     `reanalyze`: analyse every file again, changed or not.
+    `ray`: analyse on a Ray cluster (catalog/scan_ray.py) at this address ("" starts a local one); this
+    process still writes every file, so the scan stays resumable.
     """
     started = time.perf_counter()
     root = os.path.abspath(os.fspath(root))
     if not os.path.isdir(root) and not os.path.isfile(root):
         raise UserFacingError(f"{root}: no such folder or file")
     with scan_lock(catalog.path), _analysis_bundle(bundle):
-        return _scan(catalog, root, analyzer_spec, jobs, progress, reanalyze, started, on_event or _ignore)
+        return _scan(
+            catalog, root, analyzer_spec, jobs, progress, reanalyze, started, on_event or _ignore, ray
+        )
 
 
 @contextlib.contextmanager
@@ -197,6 +206,7 @@ def _scan(
     reanalyze: bool,
     started: float,
     on_event: EventSink,
+    ray: str | None = None,
 ) -> ScanSummary:
     summary = ScanSummary(root=path_key(root))
     files = discover(root, summary)
@@ -264,6 +274,7 @@ def _scan(
                 isolate,
                 on_event,
                 set(unmeasured.values()),
+                ray,
             )
         status = "done"
     finally:
@@ -299,14 +310,19 @@ def _process(
     isolate: bool = False,
     on_event: EventSink = _ignore,
     unmeasured: set[str] | None = None,
+    ray: str | None = None,
 ) -> None:
     from tqdm import tqdm
 
     unmeasured = unmeasured or set()
 
-    jobs = max(1, min(jobs or analysis.usable_cores(), len(todo)))
-    executor: _InlineExecutor | _Pool
-    if jobs == 1 and not isolate:
+    executor: _InlineExecutor | _Pool | RayExecutor
+    if ray is not None:  # same driver loop; the analyses run on the cluster's actors
+        from viml.catalog.scan_ray import RayExecutor
+
+        executor = RayExecutor(ray or None, min(jobs, len(todo)) if jobs else None, spec)
+        jobs = min(executor.workers, len(todo))
+    elif (jobs := max(1, min(jobs or analysis.usable_cores(), len(todo)))) == 1 and not isolate:
         analysis._worker_analyzer = analyzer
         executor = _InlineExecutor(_InFlight(catalog.path))
     else:
@@ -401,7 +417,7 @@ def _route(
     summary: ScanSummary,
     waiting: dict[str, list[Fingerprint]],
     pending: dict,
-    executor: _InlineExecutor | _Pool,
+    executor: _InlineExecutor | _Pool | RayExecutor,
 ) -> str | None:
     """Decide what a fingerprinted file needs: nothing new, a track row, or an analysis. Returns the
     outcome when the file is done ("touched", "linked"), None when it waits for an analysis."""
@@ -664,11 +680,21 @@ def watch(
     progress: bool = True,
     bundle: str | os.PathLike | None = None,
     on_event: EventSink | None = None,
+    ray: str | None = None,
 ) -> None:
     """Rescan every `interval` seconds until interrupted (polling: works on network and removable drives,
     needs no extra dependency, and an unchanged rescan costs only stats)."""
     while True:
         on_summary(
-            scan(catalog, root, analyzer_spec, jobs, progress=progress, bundle=bundle, on_event=on_event)
+            scan(
+                catalog,
+                root,
+                analyzer_spec,
+                jobs,
+                progress=progress,
+                bundle=bundle,
+                on_event=on_event,
+                ray=ray,
+            )  # fmt: skip
         )
         time.sleep(interval)

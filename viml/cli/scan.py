@@ -44,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_catalog_arguments(parser)
     parser.add_argument("-j", "--jobs", type=positive_count, help="worker processes (default: all CPU cores)")
     parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="analyse on a Ray cluster (ADDRESS as `ray start` printed it, or 'auto'; none: start one on "
+        "this machine); the music folder must be at the same path on every node; needs viml[cluster]",
+    )
+    parser.add_argument(
         "--watch", action="store_true", help="keep rescanning for new, changed, removed files"
     )
     parser.add_argument(
@@ -103,10 +112,10 @@ def _run(args: argparse.Namespace) -> int:
         on_event = emit_event if args.events else None
         if args.watch:
             watch(catalog, args.folder, spec, args.jobs, args.interval, report, progress=progress, bundle=bundle,
-                  on_event=on_event)  # fmt: skip
+                  on_event=on_event, ray=args.ray)  # fmt: skip
             return 0
         summary = scan(catalog, args.folder, spec, args.jobs, progress=progress, reanalyze=args.reanalyze,
-                       bundle=bundle, on_event=on_event)  # fmt: skip
+                       bundle=bundle, on_event=on_event, ray=args.ray)  # fmt: skip
         report(summary)
     return 0
 
