@@ -23,6 +23,7 @@ from viml.engine.music.descriptors import descriptor_columns
 from viml.engine.music.rhythm.types import Rhythm
 from viml.engine.segments import DEFAULT_SEGMENT_SECONDS
 from viml.engine.vectors import normalize_rows
+from viml.search.candidates import index_scores
 from viml.search.defaults import MEANING_FLOOR, MEANING_WEIGHT, WORDS_WEIGHT
 from viml.search.explain import matched_tags
 from viml.search.filters import Filters
@@ -303,8 +304,17 @@ class Searcher:
                 f"the query has {query.shape[1]} dimensions but the catalog's embeddings have "
                 f"{table.embeddings.shape[1]}: was the catalog embedded with another bundle?"
             )
-        scores = window_scores(table.embeddings, table.starts, table.counts, query, bias)
         keep = (filters or Filters()).keep(table, self.catalog)
+        # Big libraries: exact scores on the segment index's candidate tracks only (search/candidates.py).
+        fused_words = (
+            words_text if request is not None and request.words_weight + request.meaning_weight else None
+        )
+        narrowed = index_scores(self.catalog, self._view, table, space_id, query, bias, keep,
+                                max(FINE_CANDIDATES, top), fused_words)  # fmt: skip
+        if narrowed is None:
+            scores = window_scores(table.embeddings, table.starts, table.counts, query, bias)
+        else:
+            scores, keep = narrowed  # ranked within the candidates
         sound = pooled(scores, table.starts, request.pooling) if request is not None else scores.best
         placements: dict[int, Placement] = {}
         if request is None or request.fine_offsets:

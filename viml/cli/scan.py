@@ -153,9 +153,12 @@ def embed_for_bundle(catalog: Catalog, bundle: Path | None, progress: bool) -> d
             "note": "no model bundle installed: tracks are embedded for search once one is "
             "(`viml bundle build --zero-shot --default`)",
         }
+    from viml.search.candidates import prepare_index
+
     searcher = Searcher(catalog, open_bundle(bundle))
     embedded = searcher.prepare(progress=progress)
-    return {"bundle": searcher.bundle.name, "space": searcher.space.id, "embedded": embedded}
+    index = prepare_index(catalog, searcher.space.id)  # big libraries: the segment index (search/ann.py)
+    return {"bundle": searcher.bundle.name, "space": searcher.space.id, "embedded": embedded, **index}
 
 
 def print_summary(summary: dict, as_json: bool = False, limit: int = 20) -> None:
