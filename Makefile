@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml setup.py scripts/system-deps.sh
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	# tinysoundfont declares pyaudio (needs PortAudio headers to build) but offline rendering never uses it.
 	$(PY) -m pip install -q --no-deps tinysoundfont
-	$(PY) -m pip install -q -e '.[train,test,bench]'
+	$(PY) -m pip install -q -e '.[train,test,bench,cluster]'
 	# The musicnn wheel carries the pretrained taggers; its metadata pins numpy<1.17 and TensorFlow, so it is
 	# never installed, only downloaded: `viml convert-musicnn` reads the checkpoints straight from the zip.
 	test -f $(VIML_CACHE)/wheels/musicnn-0.1.0-py3-none-any.whl || \
