@@ -124,7 +124,7 @@ def test_the_index_follows_the_catalog_incrementally_and_is_never_trusted_stale(
     assert how == "updated (+10 contents, -4)"  # content 0 stays: a duplicate file still has it
     assert len(updated) == len(grown.embeddings)  # each content once: track 0's vectors were kept
     folder = ann.index_root(catalog) / next(p.name for p in ann.index_root(catalog).iterdir())
-    assert [p.name for p in folder.iterdir()] == ["cat-2-v1"]  # the old entry is gone
+    assert [p.name for p in folder.iterdir()] == [f"cat-2-v{ann.FORMAT}"]  # the old entry is gone
     assert updated.contents.entries.keys() == set(grown.hashes)
     # A query at the new state (build=False) loads it; a catalog never seen needs a build.
     assert ann.SegmentIndex.open(catalog, ("cat", 2), "space", grown, build=False)[1] == "loaded"
@@ -135,7 +135,7 @@ def test_the_index_follows_the_catalog_incrementally_and_is_never_trusted_stale(
     changed.embeddings[first : first + changed.counts[0]] *= -1
     assert ann.SegmentIndex.open(catalog, ("cat", 3), "space", changed)[1] == "updated (+1 contents, -1)"
     # A torn index file, or a map that does not describe it, is rebuilt.
-    entry = folder / "cat-3-v1"
+    entry = folder / f"cat-3-v{ann.FORMAT}"
     (entry / "index.usearch").write_bytes((entry / "index.usearch").read_bytes()[:1000])
     assert ann.SegmentIndex.open(catalog, ("cat", 3), "space", changed)[1] == "built"
     meta = json.loads((entry / "contents.json").read_text())
