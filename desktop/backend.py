@@ -374,10 +374,39 @@ def suggestion_row(item: SearchSuggestion) -> Suggestion:
     )
 
 
+# Writes a timeline in a child process: OpenTimelineIO's objects take a C++ lock in their destructors,
+# so a garbage collection on the GUI thread while a worker thread builds a timeline deadlocks the app
+# (seen: gc on the GUI thread vs `install_external_keepalive_monitor` in the worker).
+_EXPORT_CHILD = (
+    "import json, sys\n"
+    "from viml.core.errors import UserFacingError\n"
+    "from viml.desktop.backend import write_timeline_file\n"
+    "try:\n"
+    "    write_timeline_file(*json.loads(sys.argv[1]))\n"
+    "except UserFacingError as error:\n"
+    "    print(str(error).replace('\\n', ' '), file=sys.stderr)\n"
+    "    sys.exit(1)\n"
+)
+
+
 def export_timeline(
     path: str, video: str, in_point: float, out_point: float, music: str, offset: float
 ) -> str:
-    """An OpenTimelineIO file with the clip on V1 and the music from its best offset on A1."""
+    """`write_timeline_file` in a child process (see _EXPORT_CHILD); its one-line error as ours."""
+    arguments = json.dumps([path, video, in_point, out_point, music, offset])
+    done = subprocess.run(
+        [sys.executable, "-c", _EXPORT_CHILD, arguments], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise UserFacingError(lines[-1] if lines else f"timeline export failed (exit {done.returncode})")
+    return path
+
+
+def write_timeline_file(
+    path: str, video: str, in_point: float, out_point: float, music: str, offset: float
+) -> str:
+    """A timeline (format from the extension) with the clip on V1 and the music from its offset on A1."""
     from viml.catalog.otio_export import MusicPlacement, build_timeline, write_timeline
 
     duration = None

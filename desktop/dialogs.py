@@ -33,6 +33,8 @@ from viml.desktop import backend, workers
 from viml.desktop.settings import AppSettings
 from viml.engine.runtime.providers import PROVIDER_CHOICES
 
+FAILED_PREFIX = "error: "  # how a file `viml tag` could not tag shows in the table
+
 
 class SettingsDialog(QDialog):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
@@ -148,8 +150,10 @@ class BatchTagDialog(QDialog):
             self.table.setItem(number, 0, QTableWidgetItem(os.path.basename(path)))
             self.table.setItem(number, 1, QTableWidgetItem(tags))
             self.table.item(number, 0).setToolTip(path)
+            self.table.item(number, 1).setToolTip(tags)
         self.table.resizeColumnToContents(0)
-        self.status.setText(f"{len(rows)} files tagged.")
+        failed = sum(1 for _path, shown in rows if shown.startswith(FAILED_PREFIX))
+        self.status.setText(f"{len(rows) - failed} of {len(rows)} files tagged, {failed} failed.")
 
 
 def run_tag_command(
@@ -168,8 +172,8 @@ def run_tag_command(
             command += ["--catalog", str(catalog)]
         if bundle:
             command += ["--bundle", bundle]
-        if write:
-            command.append("--write-tags")
+        if write:  # without --apply, --write-tags only plans the writes
+            command += ["--write-tags", "--apply"]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         while process.poll() is None:
             if token.cancelled:
@@ -179,13 +183,17 @@ def run_tag_command(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=0.2)
         error = process.stderr.read() if process.stderr else ""
-        if process.returncode != 0:
+        # `viml tag` exits 1 when any file failed, yet its JSON holds every good file's tags and every
+        # bad file's reason: read it whenever it was written, and raise only when there is none.
+        data = None
+        if os.path.isfile(output):
+            with open(output, encoding="utf-8") as stream, contextlib.suppress(ValueError):
+                data = json.load(stream)
+        if data is None:
             lines = error.strip().splitlines()
             raise UserFacingError(
                 lines[-1] if lines else f"viml tag failed (exit status {process.returncode})"
             )
-        with open(output, encoding="utf-8") as stream:
-            data = json.load(stream)
     return parse_tag_json(data)
 
 
@@ -201,7 +209,8 @@ def parse_tag_json(data) -> list[tuple[str, str]]:
         shown = ", ".join(dict.fromkeys(name.lower() for name in names if name))
         status = item.get("status", "tagged")
         if status != "tagged":
-            shown = f"{status}: {item.get('reason') or item.get('error') or 'no reason given'}"
+            reason = item.get("reason") or item.get("error") or "no reason given"
+            shown = f"{FAILED_PREFIX}{reason}" if status == "error" else f"{status}: {reason}"
         elif not shown:
             shown = "(no tag above the threshold" + (f" {threshold}" if threshold is not None else "") + ")"
         rows.append((item.get("path", "?"), shown))
@@ -224,4 +233,4 @@ def pick_timeline_clip(window, path: str) -> None:
     task = workers.Task(lambda token: backend.timeline_clips(path))
     task.signals.result.connect(chosen, Qt.QueuedConnection)
     task.signals.error.connect(window.show_message)
-    workers.start(task)
+    workers.start(window.keep(task))

@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.resize(1180, 720)
         self.pool = QThreadPool.globalInstance()
         self.scan_task: workers.Task | None = None
+        self.kept_tasks: set[workers.Task] = set()  # one-off tasks (export, timeline read) until done
         self.scan_process: backend.ScanProcess | None = None
         self.scan_queue: list[str] = []
         self.library_reader = backend.LibraryReader()
@@ -565,15 +566,35 @@ class MainWindow(QMainWindow):
             return
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(suggestion.path).parent)))
 
+    @staticmethod
+    def export_filters() -> str:
+        """The save dialog's filters: every format catalog/timeline_formats.py writes, OTIO first."""
+        from viml.catalog.timeline_formats import FORMATS
+
+        return ";;".join(f"{fmt.label} (*{fmt.suffix})" for fmt in FORMATS.values())
+
     def choose_export_path(self) -> None:
         if self.selected_suggestion() is None or self.player.path is None:
             self.show_message("Open a clip and pick a suggestion to export a timeline")
             return
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export timeline", "viml-timeline.otio", "OpenTimelineIO (*.otio)"
+        from viml.catalog.timeline_formats import FORMATS
+
+        path, chosen = QFileDialog.getSaveFileName(
+            self, "Export timeline", "viml-timeline.otio", self.export_filters()
         )
-        if path:
-            self.export_timeline(path)
+        if not path:
+            return
+        if not Path(path).suffix:  # no extension typed: the chosen filter's
+            suffix = next((s for s, f in FORMATS.items() if chosen.startswith(f.label)), ".otio")
+            path += suffix
+        self.export_timeline(path)
+
+    def keep(self, task: workers.Task) -> workers.Task:
+        """Hold a task until it has finished: an unreferenced task's signals can be collected before its
+        result reaches the GUI thread (the export message was lost so)."""
+        self.kept_tasks.add(task)
+        task.signals.finished.connect(lambda: self.kept_tasks.discard(task))
+        return task
 
     def export_timeline(self, path: str) -> workers.Task | None:
         suggestion = self.selected_suggestion()
@@ -585,9 +606,16 @@ class MainWindow(QMainWindow):
                 path, video, in_point, out_point, suggestion.path, suggestion.offset
             )
         )
-        task.signals.result.connect(lambda written: self.show_message(f"Timeline written to {written}"))
-        task.signals.error.connect(self.show_message)
-        return workers.start(task, self.pool)
+        task.signals.result.connect(self._exported)
+        task.signals.error.connect(self._export_failed)
+        self.show_message(f"Writing {path}…")
+        return workers.start(self.keep(task), self.pool)
+
+    def _exported(self, written: str) -> None:
+        self.show_message(f"Timeline written to {written}")
+
+    def _export_failed(self, message: str) -> None:
+        self.show_message(f"Timeline not written: {message}")
 
     # -- dialogs ----------------------------------------------------------------------------------
     def open_batch_tag(self) -> None:
@@ -651,6 +679,7 @@ class MainWindow(QMainWindow):
             and self.library_task is None
             and self.bundle_task is None
             and not self.excerpts.busy
+            and not self.kept_tasks
         )
 
     def closeEvent(self, event) -> None:
