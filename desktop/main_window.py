@@ -47,7 +47,7 @@ from viml.desktop.results import (
     file_mime_data,
 )
 from viml.desktop.settings import AppSettings
-from viml.desktop.style import STYLESHEET
+from viml.desktop.style import STYLESHEET, eliding_label
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,7 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(ResultsModel.CURVE_COLUMN, QHeaderView.Fixed)
         self.results.setColumnWidth(4, 150)
         self.results.setColumnWidth(ResultsModel.CURVE_COLUMN, 180)
-        self.results_hint = QLabel(self)
-        self.results_hint.setObjectName("hint")
+        self.results_hint = eliding_label(self)
         self.audition_button = QPushButton("Audition", self)
         self.stop_button = QPushButton("Stop", self)
         copy_button = QPushButton("Copy path", self)
@@ -145,8 +144,8 @@ class MainWindow(QMainWindow):
         reveal_button.clicked.connect(self.reveal_in_folder)
         export_button.clicked.connect(self.choose_export_path)
 
-        self.bundle_label = QLabel("Bundle: opening…", self)
-        self.bundle_label.setObjectName("hint")
+        self.bundle_label = eliding_label(self)
+        self.bundle_label.setText("Bundle: opening…")
         self.statusBar().addPermanentWidget(self.bundle_label)
         self.bundle_task: workers.Task | None = None
         self.bundle_info: backend.BundleInfo | None = None
@@ -242,7 +241,7 @@ class MainWindow(QMainWindow):
     def _bundle_opened(self, info: backend.BundleInfo) -> None:
         self.bundle_info = info
         self.bundle_label.setText(info.label)
-        self.bundle_label.setToolTip(info.description)
+        self.bundle_label.setToolTip(f"{info.label}\n{info.description}")
 
     def _bundle_failed(self, message: str) -> None:
         self.bundle_info = None

@@ -100,3 +100,18 @@ def test_export_says_where_the_timeline_went_or_why_not(qtbot, tmp_path):
     for suffix in FORMATS:
         assert f"*{suffix}" in filters
     window.close()
+
+
+def test_a_long_error_message_does_not_widen_the_window(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    window.resize(1180, 720)
+    qtbot.wait(50)
+    width = window.width()
+    message = "cannot read pictures: " + "a very long reason " * 40
+    window.show_query_error(message)
+    window.show_message(message)
+    window.bundle_label.setText("Bundle: " + "x" * 300)
+    qtbot.wait(100)
+    assert window.width() == width and window.minimumSizeHint().width() <= width
+    assert window.results_hint.toolTip() == message  # the whole text stays readable
+    window.close()
