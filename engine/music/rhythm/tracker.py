@@ -27,7 +27,9 @@ FPS = 50.0
 MIN_BPM, MAX_BPM = 55.0, 215.0
 TEMPO_CHANGE = 100.0  # madmom's transition_lambda: tempo changes between consecutive beats are rare
 BEAT_STATE_SHARE = 16  # madmom's observation_lambda
-PHASE_CHANGE = 1e-4  # per beat, the chance the bar position jumps (pickups, odd bars); chosen on the demo world
+PHASE_CHANGE = (
+    1e-4  # per beat, the chance the bar position jumps (pickups, odd bars); chosen on the demo world
+)
 METERS = (3, 4)
 # Below this activation the network hears no beat: frames before the first and after the last such
 # peak are left out (a silent intro gets no beats).
