@@ -69,11 +69,11 @@ def bench_scan(work: Path, files: int, seconds: float) -> dict:
         analyzer, model = "viml.demo.stats_analyzer:load", "audio statistics (no music model)"
     results = {"analyzer": model, "files": files, "audio_seconds": audio}
     cores = usable_cores()
-    from viml.catalog.analysis import RHYTHM_ENV, load_rhythm
+    from viml.catalog.analysis import RHYTHM_ENV, expected_rhythm_id
 
     # The rhythm analysis (BeatNet + tracker + sections + loudness) rides on the same decode: the scan
     # is measured without it (the baseline) and with it, when BeatNet is converted.
-    with_rhythm = analyzer.endswith("load_music_model") and load_rhythm(threads=1) is not None
+    with_rhythm = analyzer.endswith("load_music_model") and expected_rhythm_id() is not None
     modes = ("without_rhythm", "with_rhythm") if with_rhythm else ("without_rhythm",)
     if not with_rhythm:
         print("  BeatNet not converted (`viml convert-beatnet`): the scan is measured without the rhythm")

@@ -11,8 +11,9 @@ import hashlib
 import importlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from viml.catalog.store import FileTags, Fingerprint
 from viml.core.errors import MediaError, UserFacingError
@@ -147,21 +148,30 @@ def load_rhythm(threads: int | None = None) -> RhythmAnalyzer | None:
     BeatNet is not converted (a warning says how to get it; the rest of the scan does not need it)."""
     from viml.engine.music.rhythm.analysis import RhythmAnalyzer
 
-    if os.environ.get(RHYTHM_ENV, "1") == "0":
-        return None
-    try:
-        return RhythmAnalyzer.load(threads=threads)
-    except UserFacingError as error:
-        _warn_once(f"no beats, sections or loudness this scan: {error}")
-        return None
+    return _unless_off_or_missing(lambda: RhythmAnalyzer.load(threads=threads))
 
 
 def expected_rhythm_id(spec: str = DEFAULT_ANALYZER) -> str | None:
-    """The rhythm analysis id the scan's analyzer will write (None: it measures no rhythm)."""
+    """The rhythm analysis id the scan's analyzer will write (None: it measures no rhythm), read from
+    the converted files: the driver opens no model session for it."""
+    from viml.engine.music.rhythm.analysis import RhythmAnalyzer
+
     if spec != DEFAULT_ANALYZER:
         return getattr(load_analyzer(spec), "rhythm_id", None)
-    rhythm = load_rhythm(threads=1)
-    return rhythm.id if rhythm else None
+    return _unless_off_or_missing(RhythmAnalyzer.installed_id)
+
+
+T = TypeVar("T")
+
+
+def _unless_off_or_missing(make: Callable[[], T]) -> T | None:
+    if os.environ.get(RHYTHM_ENV, "1") == "0":
+        return None
+    try:
+        return make()
+    except UserFacingError as error:
+        _warn_once(f"no beats, sections or loudness this scan: {error}")
+        return None
 
 
 _warned: set[str] = set()

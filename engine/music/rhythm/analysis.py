@@ -32,6 +32,11 @@ RHYTHM_VERSION = 1
 BEAT_MODEL = 3
 
 
+def rhythm_id(model_id: str) -> str:
+    """The catalog's name of a rhythm analysis: the beat model's id and this module's version."""
+    return f"beatnet:{model_id}:rhythm-v{RHYTHM_VERSION}"
+
+
 @dataclass
 class RhythmAnalyzer:
     """The beat network plus our decoders; `id` names both (the catalog records it per content)."""
@@ -40,7 +45,14 @@ class RhythmAnalyzer:
 
     @property
     def id(self) -> str:
-        return f"beatnet:{self.model.model_id}:rhythm-v{RHYTHM_VERSION}"
+        return rhythm_id(self.model.model_id)
+
+    @staticmethod
+    def installed_id() -> str:
+        """The `id` an analyzer loaded now would have, from the converted files alone (no session)."""
+        from viml.engine.music.rhythm.network import BeatNetModel
+
+        return rhythm_id(BeatNetModel.installed_id(model=BEAT_MODEL))
 
     @classmethod
     def load(cls, device: str = "auto", threads: int | None = None) -> RhythmAnalyzer:

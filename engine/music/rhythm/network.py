@@ -95,12 +95,14 @@ class BeatNetModel:
 
     @property
     def model_id(self) -> str:
-        """What the catalog records: the ONNX file's hash, plus the chunk plan when one is used (it
-        shapes the activations too)."""
-        model_id = f"beatnet{self.number}-{self.sha256[:16]}"
-        if self.plan is not None:
-            model_id += f"-c{self.plan.chunk_frames}w{self.plan.warmup_frames}"
-        return model_id
+        return model_id(self.number, self.sha256, self.plan)
+
+    @staticmethod
+    def installed_id(folder: Path | None = None, model: int = 1, plan: ChunkPlan | None = None) -> str:
+        """`model_id` of the converted model `load` would open, without opening a session (a scan's
+        driver needs only the id; its workers load the model)."""
+        _, manifest, entry = _verified_model(folder, model)
+        return model_id(model, entry["sha256"], plan)
 
     @classmethod
     def load(
@@ -118,17 +120,7 @@ class BeatNetModel:
         (e.g. CHUNKED) for batched chunks."""
         from viml.engine.runtime.providers import create_session
 
-        if model not in HELD_OUT:
-            raise ValueError(f"BeatNet model must be one of {sorted(HELD_OUT)}, got {model!r}")
-        folder = Path(folder) if folder else beatnet_folder()
-        manifest = _read_manifest(folder)
-        entry = manifest["models"].get(str(model))
-        try:
-            path = verified_file(folder, entry)
-        except ValueError as error:
-            raise BeatNetMissingError(
-                f"{folder}: BeatNet model {model}: {error}; run `{CONVERT_COMMAND} --force`"
-            ) from None
+        path, manifest, entry = _verified_model(folder, model)
         # The file is the converted one (sha256 checked), so a failure here is onnxruntime's or the
         # provider's, and create_session already says it in plain words.
         session = create_session(path, device, threads or 1)
@@ -297,6 +289,30 @@ def _checked_features(features: np.ndarray) -> np.ndarray:
     if features.ndim != 2 or features.shape[1] != FEATURE_DIM:
         raise ValueError(f"expected features [T, {FEATURE_DIM}], got shape {features.shape}")
     return features
+
+
+def model_id(number: int, sha256: str, plan: ChunkPlan | None = None) -> str:
+    """What the catalog records: the ONNX file's hash, plus the chunk plan when one is used (it shapes
+    the activations too)."""
+    model_id = f"beatnet{number}-{sha256[:16]}"
+    if plan is not None:
+        model_id += f"-c{plan.chunk_frames}w{plan.warmup_frames}"
+    return model_id
+
+
+def _verified_model(folder: Path | None, model: int) -> tuple[Path, dict, dict]:
+    """(ONNX path, manifest, manifest entry) of converted model `model`, its sha256 checked."""
+    if model not in HELD_OUT:
+        raise ValueError(f"BeatNet model must be one of {sorted(HELD_OUT)}, got {model!r}")
+    folder = Path(folder) if folder else beatnet_folder()
+    manifest = _read_manifest(folder)
+    entry = manifest["models"].get(str(model))
+    try:
+        return verified_file(folder, entry), manifest, entry
+    except ValueError as error:
+        raise BeatNetMissingError(
+            f"{folder}: BeatNet model {model}: {error}; run `{CONVERT_COMMAND} --force`"
+        ) from None
 
 
 def _read_manifest(folder: Path) -> dict:
