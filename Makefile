@@ -12,10 +12,14 @@ STAMP := $(VENV)/.viml-installed
 .PHONY: demo test install lint
 
 demo: install
-	$(VENV)/bin/viml demo
+	$(WHEELS) $(VENV)/bin/viml demo
+
+# The tests convert the pretrained weights from the wheels `install` downloaded, wherever VIML_CACHE is.
+WHEELS := VIML_MUSICNN_WHEEL=$(VIML_CACHE)/wheels/musicnn-0.1.0-py3-none-any.whl \
+	VIML_BEATNET_WHEEL=$(VIML_CACHE)/wheels/BeatNet-1.1.3-py3-none-any.whl
 
 test: install
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -x --durations=15
+	$(WHEELS) QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -x --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -29,10 +29,11 @@ def stored_rhythm(catalog: Catalog, path: str | os.PathLike) -> Rhythm | None:
         info = os.stat(path)
     except OSError:
         return None
-    known = catalog.known_files(path_key(os.path.abspath(path))).get(path_key(os.path.abspath(path)))
+    key = path_key(os.path.abspath(path))
+    known = catalog.known_files(key).get(key)
     if known is None or known[2] is not None or known[:2] != (info.st_size, info.st_mtime_ns):
         return None
-    track = catalog.track(os.path.abspath(path))
+    track = catalog.track(path)
     return catalog.rhythm(track.hash) if track is not None else None
 
 
