@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Repository folders installed inside the `viml` namespace (setup.py maps them).
-MAPPED = ("core", "engine", "training", "catalog", "search", "export_onnx", "demo", "desktop")
+MAPPED = ("core", "engine", "training", "catalog", "search", "export_onnx", "learning", "demo", "desktop")
 
 
 def module_files() -> dict[str, Path]:
