@@ -27,24 +27,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from viml.core.processes import session_members  # noqa: E402
+
 from catalog import write_music  # noqa: E402
 
 CLI = [sys.executable, "-c", "import sys; from viml.cli import main; sys.exit(main())"]
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def session_cpu(session: int, seen: dict[int, float]) -> None:
     """CPU seconds so far of every process in `session` (kept per pid: the last reading before it ends)."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session:
-            seen[int(name)] = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+    for pid, info in session_members(session).items():
+        seen[pid] = info.cpu_seconds
 
 
 def measured_scan(folder: Path, catalog: Path, analyzer: str, extra: list[str]) -> dict:

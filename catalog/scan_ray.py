@@ -56,15 +56,8 @@ def import_ray() -> Any:
 REAPER_ENV = "VIML_RAY_REAPER"
 _REAPER = """
 import os, select, signal, sys
+from viml.core.processes import all_processes, descendants
 driver, token = int(sys.argv[1]), ("%s=" % sys.argv[2] + sys.argv[3]).encode()
-
-def stat(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        return int(fields[1]), int(fields[19])  # parent, start time
-    except (OSError, IndexError, ValueError):
-        return None
 
 def has_token(pid):
     try:
@@ -75,16 +68,8 @@ def has_token(pid):
 
 family = {}
 def poll():
-    table = {int(n): stat(int(n)) for n in os.listdir("/proc") if n.isdigit()}
-    children = {}
-    for pid, info in table.items():
-        if info:
-            children.setdefault(info[0], []).append(pid)
-    stack = [driver]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            family[child] = table[child][1]
-            stack.append(child)
+    table = all_processes()
+    family.update(descendants(driver, table))
     return table
 
 while not select.select([sys.stdin], [], [], 0.5)[0]:
@@ -93,9 +78,9 @@ sys.stdin.buffer.read()  # end of file: the driver closed the pipe, or died (the
 for _ in range(5):  # a dying raylet may still start a process: sweep until none is left
     table, found = poll(), 0
     for pid, info in table.items():
-        if pid == os.getpid() or not info:
+        if pid == os.getpid():
             continue
-        if family.get(pid) == info[1] or has_token(pid):
+        if family.get(pid) == info.started or has_token(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
                 found += 1

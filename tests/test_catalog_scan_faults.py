@@ -21,6 +21,7 @@ from viml.catalog import analysis
 from viml.catalog.scan import scan
 from viml.catalog.store import Catalog, Fingerprint
 from viml.core.errors import UserFacingError
+from viml.core.processes import descendants, still_running
 from viml.demo.stats_analyzer import StatsAnalyzer
 from viml.engine.music.types import MusicSegments
 
@@ -129,40 +130,6 @@ def wait_until(condition, what, process, limit=60.0):
         time.sleep(0.01)
 
 
-def proc_stat(pid):
-    """(state, parent pid, start time) of a process from /proc, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    return fields[0].decode(), int(fields[1]), int(fields[19])
-
-
-def descendants(pid):
-    """pid -> start time of every process below `pid` (children, their children, ...)."""
-    tree: dict[int, list[tuple[int, int]]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (info := proc_stat(int(name))):
-            tree.setdefault(info[1], []).append((int(name), info[2]))
-    found, stack = {}, [pid]
-    while stack:
-        for child, started in tree.get(stack.pop(), []):
-            found[child] = started
-            stack.append(child)
-    return found
-
-
-def survivors(family):
-    """Those still running (not gone, not a zombie, not a new process that reused the pid)."""
-    alive = []
-    for pid, started in family.items():
-        info = proc_stat(pid)
-        if info is not None and info[2] == started and info[0] != "Z":
-            alive.append(pid)
-    return alive
-
-
 needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads processes from /proc")
 
 
@@ -254,9 +221,9 @@ def test_workers_exit_with_a_scan_killed_by_sigkill(tmp_path, how):
         killed = time.monotonic()
         process.wait()
         deadline = time.monotonic() + 2.0
-        while survivors(family) and time.monotonic() < deadline:
+        while still_running(family) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert survivors(family) == [], f"children of the killed scan live on: {survivors(family)}"
+        assert still_running(family) == [], f"children of the killed scan live on: {still_running(family)}"
         print(
             f"{how}: {len(family)} children of the scan, all gone {time.monotonic() - killed:.2f} s after kill -9"
         )

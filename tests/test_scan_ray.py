@@ -19,9 +19,10 @@ import time
 
 import pytest
 from test_catalog_scan import catalog_dump, write_wav
-from test_catalog_scan_faults import CLI, MODULE, descendants, proc_stat, scan_env, survivors
+from test_catalog_scan_faults import CLI, MODULE, scan_env
 from viml.catalog.scan import scan
 from viml.catalog.store import Catalog
+from viml.core.processes import descendants, session_members, still_running
 
 ray = pytest.importorskip("ray")
 
@@ -99,22 +100,6 @@ def test_a_ray_worker_that_dies_fails_only_its_file(folder, cluster, tmp_path, m
         assert message.startswith("the analyser process died (Ray worker lost")
 
 
-def session_processes(session):
-    """pid -> start time of every process in a session (Ray's daemons and workers started by the scan)."""
-    found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session and (info := proc_stat(int(name))):
-            found[int(name)] = info[2]
-    return found
-
-
 def describe(pids):
     """pid: command line and the reaper's token, for a failure message."""
     found = []
@@ -156,16 +141,19 @@ def test_a_ray_scan_killed_with_sigkill_resumes_to_the_same_catalog(folder, refe
             if decoded == 4:
                 break
         assert decoded == 4 and process.poll() is None, "a gated scan cannot finish"
-        family = {**descendants(process.pid), **session_processes(process.pid)}
+        family = {
+            **descendants(process.pid),
+            **{pid: p.started for pid, p in session_members(process.pid).items()},
+        }
         family.pop(process.pid, None)
         assert len(family) >= 3, family  # Ray's daemons and the two actors
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         deadline = time.monotonic() + 20.0  # Ray's daemons notice their driver's death and exit
-        while survivors(family) and time.monotonic() < deadline:
+        while still_running(family) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert survivors(family) == [], (
-            f"Ray processes of the killed scan live on: {describe(survivors(family))}"
+        assert still_running(family) == [], (
+            f"Ray processes of the killed scan live on: {describe(still_running(family))}"
         )
     finally:
         watchdog.cancel()
