@@ -14,7 +14,8 @@ Tables
   so a new bundle re-embeds stored outputs without decoding any audio.
 - `vocabularies`: tag names of each vocabulary (e.g. MTT, MSD) in blob column order.
 - `scan_runs` and `errors`: what each scan did, and every file that could not be catalogued and why.
-- `used_tracks` (v2): tracks already placed in an edit (`suggest --exclude-used` leaves them out).
+- `used_tracks` (v2), replaced by `used_marks` (v7): music placed in an edit (`suggest --exclude-used` leaves
+  it out); a mark with its clip (video, in/out, music offset, project) is a training pair (learning/marks.py).
 - `track_words` and `words_fts` (v4): each track's file-tag fields (JSON, with the version of the reader
   that read them) and their FTS5 index with its folder and file name words (catalog/words.py).
 - `descriptors` (v5): per content, per measured descriptor (loudness, brightness, onset rate), a float32
@@ -200,6 +201,35 @@ MIGRATIONS: list[list[Step]] = [
             "BEGIN UPDATE catalog_state SET generation = generation + 1; END"
             for event in ("INSERT", "DELETE", "UPDATE")
         ],
+    ],
+    # version 7: used marks (catalog/store.py `Mark`): music placed in an edit, a positive training pair for
+    # `viml learn --from-marks` when it has its clip: the music (path + content hash) from an offset against
+    # a video's in/out, in a project. The v2 used tracks move in as marks without a clip: still left out by
+    # --exclude-used, never pairs. The same placement marked twice is one mark (the newest).
+    [
+        """CREATE TABLE used_marks (
+            id INTEGER PRIMARY KEY,
+            music TEXT NOT NULL,
+            music_hash TEXT,
+            music_offset REAL,
+            video TEXT,
+            video_in REAL,
+            video_out REAL,
+            project TEXT,
+            origin TEXT NOT NULL,
+            used_at REAL NOT NULL,
+            note TEXT,
+            CHECK ((video IS NULL AND video_in IS NULL AND video_out IS NULL AND music_offset IS NULL)
+                   OR (video IS NOT NULL AND project IS NOT NULL AND video_in IS NOT NULL
+                       AND video_out IS NOT NULL AND music_offset IS NOT NULL
+                       AND video_in >= 0 AND video_out > video_in AND music_offset >= 0))
+        )""",
+        "CREATE UNIQUE INDEX used_marks_placement ON used_marks (music, ifnull(video, ''), "
+        "ifnull(video_in, -1), ifnull(video_out, -1), ifnull(music_offset, -1))",
+        """INSERT INTO used_marks (music, music_hash, origin, used_at, note)
+            SELECT u.path, (SELECT t.hash FROM tracks t WHERE t.path = u.path), 'track', u.used_at, u.note
+            FROM used_tracks u""",
+        "DROP TABLE used_tracks",
     ],
 ]
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,37 @@ _TRACK_COLUMNS = "path, hash, format, duration, title, artist, album, genre, bpm
 
 
 @dataclass
+@dataclass(frozen=True)
+class Mark:
+    """Music placed in an edit (`Catalog.add_mark`). With its clip (the video, in/out in the video's own
+    time, where in the music the placed part starts, the project it was cut in) it is a positive training
+    pair (learning/marks.py); without one it is a used track only, which `--exclude-used` leaves out too."""
+
+    id: int
+    music: str  # path key of the music file
+    music_hash: str | None  # its content when marked: finds a moved file again, tells a changed one
+    music_offset: float | None
+    video: str | None  # path key of the video file; None: a used track only
+    video_in: float | None
+    video_out: float | None
+    project: str | None  # the timeline, .blend or video it was cut in: the unit learning holds out
+    origin: str  # who marked it: cli | app | blender | service | track (a used track, or from before v7)
+    used_at: float
+    note: str | None = None
+
+    @property
+    def has_clip(self) -> bool:
+        return self.video is not None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_MARK_COLUMNS = (
+    "id, music, music_hash, music_offset, video, video_in, video_out, project, origin, used_at, note"
+)
+
+
 class TrackTable:
     """All catalogued tracks with their segments stacked in one matrix (the ranking input)."""
 
@@ -127,7 +159,7 @@ class CatalogWriteError(UserFacingError):
         unchanged = "the catalog is unchanged since the last committed file"
         if "readonly" in reason:
             advice = (
-                "it is read-only (a search needs no write access; a scan, --mark-used and the first "
+                "it is read-only (a search needs no write access; a scan, a used mark and the first "
                 "search with a new bundle do)"
             )
         elif "locked" in reason:
@@ -805,15 +837,66 @@ class Catalog:
             )
 
     def mark_used(self, paths: list[str], note: str | None = None) -> None:
-        """Remember tracks as used in an edit (`--exclude-used` leaves them out later)."""
+        """Remember tracks as used in an edit, without a clip (`--exclude-used` leaves them out later)."""
         with self.transaction() as c:
-            c.executemany(
-                "INSERT OR REPLACE INTO used_tracks VALUES (?, ?, ?)",
-                [(path_key(os.path.abspath(path)), time.time(), note) for path in paths],
+            for path in paths:
+                key = path_key(os.path.abspath(path))
+                c.execute(
+                    "INSERT OR REPLACE INTO used_marks (music, music_hash, origin, used_at, note) "
+                    "VALUES (?, (SELECT hash FROM tracks WHERE path = ?), 'track', ?, ?)",
+                    (key, key, time.time(), note),
+                )
+
+    def add_mark(
+        self,
+        music: str | os.PathLike,
+        *,
+        video: str | os.PathLike | None = None,
+        video_in: float | None = None,
+        video_out: float | None = None,
+        music_offset: float | None = None,
+        project: str | None = None,
+        origin: str = "cli",
+        note: str | None = None,
+    ) -> Mark:
+        """Record catalogued `music` as used in an edit: with `video`, the clip [video_in, video_out) of it
+        (the video's own seconds) against the music from `music_offset`, cut in `project` (default: the
+        video file, so one video's clips stay on one side of learning's hold-out); without, a used track.
+
+        Every value is checked first (a UserFacingError names the bad one); one transaction; the same
+        placement marked again replaces the older mark."""
+        track = self.track(music)
+        if track is None:
+            raise UserFacingError(f"{music} is not in the catalog: only catalogued music can be marked used")
+        clip = (video_in, video_out, music_offset)
+        project = project.strip() if project and project.strip() else None
+        if video is None:
+            if any(value is not None for value in clip):
+                raise UserFacingError("a mark's in/out and music offset need its video")
+        else:
+            video = os.path.abspath(video)
+            if not os.path.isfile(video):
+                raise UserFacingError(f"the video {video} does not exist")
+            for name, value in zip(("in", "out", "music offset"), clip, strict=True):
+                if value is None or not math.isfinite(value) or value < 0:
+                    raise UserFacingError(f"a mark's {name} must be a time >= 0 (seconds), got {value}")
+            if video_out <= video_in:  # type: ignore[operator]
+                raise UserFacingError(f"a mark's out ({video_out}) must be after its in ({video_in})")
+            project = project or path_key(video)
+        row = (
+            track.path, track.hash, music_offset, path_key(video) if video is not None else None, video_in,
+            video_out, project, origin, time.time(), note,
+        )  # fmt: skip
+        with self.transaction() as c:
+            cursor = c.execute(
+                f"INSERT OR REPLACE INTO used_marks ({_MARK_COLUMNS.removeprefix('id, ')}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
 
     def used_paths(self) -> set[str]:
-        return {row[0] for row in self.connection.execute("SELECT path FROM used_tracks")}
+        """Path keys of the music marked used, with a clip or without (`Filters.exclude_used`)."""
+        return {row[0] for row in self.connection.execute("SELECT DISTINCT music FROM used_marks")}
 
     # --- summaries ---------------------------------------------------------------------------------
 
@@ -862,6 +945,8 @@ def _check_read_only_schema(connection: sqlite3.Connection, path: Path) -> None:
         raise UserFacingError(
             f"the catalog {path} is read-only and has schema version {version}, older than this ViML's "
             f"({SCHEMA_VERSION}): scan once with write access (`viml scan FOLDER --catalog {path}`) to "
+    # --- used marks (schema v7) --------------------------------------------------------------------
+
             "upgrade it"
         )
     connection.execute("PRAGMA query_only=ON")
@@ -869,6 +954,12 @@ def _check_read_only_schema(connection: sqlite3.Connection, path: Path) -> None:
 
 def _stack_tags(music: MusicSegments) -> np.ndarray:
     columns = [music.tag_probabilities[name] for name in sorted(music.tag_names)]
+            return Mark(int(cursor.lastrowid), *row)
+
+    def marks(self) -> list[Mark]:
+        """Every used mark, oldest first."""
+        rows = self.connection.execute(f"SELECT {_MARK_COLUMNS} FROM used_marks ORDER BY used_at, id")
+        return [Mark(*row) for row in rows]
     if not columns:
         return np.zeros((len(music.starts), 0), dtype=np.float32)
     return np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)
