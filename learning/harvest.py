@@ -108,9 +108,7 @@ def harvest(
         same = next((other for other, earlier in harvested if _same_edit(earlier, pairs)), None)
         if same is not None:
             result.skipped.append(
-                Skipped(
-                    project, file.name, f"the same edit as {same}: its {len(pairs)} pairs are counted once"
-                )
+                Skipped(project, file.name, f"the same edit as {same}: counted once ({len(pairs)} pairs)")
             )
             continue
         harvested.append((project, pairs))
@@ -518,7 +516,7 @@ def _walk_timelines(folder: Path) -> list[Path]:
             if path.suffix.lower() == ".xml" and not _is_fcp7(path):
                 continue  # any program writes .xml: only FCP7 interchange files are timelines
             found.append(path)
-    return found
+    return sorted(found)
 
 
 def _is_fcp7(path: Path) -> bool:

@@ -1,0 +1,258 @@
+"""Harvesting training pairs from past edits: every format gives the same pairs, moved media are
+relinked, and every problem is reported without stopping the rest."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import opentimelineio as otio
+import pytest
+from viml.catalog.scan import scan
+from viml.catalog.store import Catalog
+from viml.catalog.timeline_formats import write
+from viml.learning.harvest import harvest
+from viml.learning.pairs import EditPair
+
+from tests.media_factory import write_audio, write_video
+
+FPS = 24  # an SMPTE rate: every format holds it without rescaling
+FRAME = 1 / FPS
+STATS = "viml.demo.stats_analyzer:load"
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("harvest_media")
+    return {
+        "shot_a": write_video(folder / "shot_a.mp4", seconds=10, fps=FPS, with_audio=True),
+        "shot_b": write_video(folder / "shot_b.mp4", seconds=10, fps=FPS),
+        "broll": write_video(folder / "broll.mov", seconds=6, fps=FPS),
+        "song": write_audio(folder / "song.wav", seconds=20, frequency=330),
+        "other": write_audio(folder / "other.flac", seconds=20, frequency=550),
+    }
+
+
+def seconds(value: float) -> otio.opentime.RationalTime:
+    return otio.opentime.RationalTime(round(value * FPS), FPS)
+
+
+def span(start: float, length: float) -> otio.opentime.TimeRange:
+    return otio.opentime.TimeRange(seconds(start), seconds(length))
+
+
+def clip(path: Path, source_in: float, length: float, file_seconds: float, name: str | None = None):
+    reference = otio.schema.ExternalReference(target_url=path.as_uri(), available_range=span(0, file_seconds))
+    return otio.schema.Clip(
+        name=name or path.name, media_reference=reference, source_range=span(source_in, length)
+    )
+
+
+def gap(length: float):
+    return otio.schema.Gap(source_range=span(0, length))
+
+
+def timeline(*tracks: tuple[str, list], name: str = "past edit"):
+    """tracks: (kind, items) bottom to top per kind; kind "Video" or "Audio"."""
+    edit = otio.schema.Timeline(name=name)
+    edit.global_start_time = seconds(0)
+    for number, (kind, items) in enumerate(tracks, 1):
+        track = otio.schema.Track(name=f"{kind[0]}{number}", kind=kind)
+        track.extend(items)
+        edit.tracks.append(track)
+    return edit
+
+
+def two_shot_edit(media, own_sound: bool = True):
+    """V1: shot_a 1-5 s, 1 s black, shot_b 2-7 s; A1: song from 3 s under the first shot and half the
+    black, then other, which reaches 4 s in the file as the second shot starts and runs 0.5 s past its
+    end; A2: shot_a's own sound."""
+    tracks = [
+        ("Video", [clip(media["shot_a"], 1, 4, 10), gap(1), clip(media["shot_b"], 2, 5, 10)]),
+        ("Audio", [clip(media["song"], 3, 4.5, 20), clip(media["other"], 3.5, 6, 20)]),
+    ]
+    if own_sound:
+        tracks.append(("Audio", [clip(media["shot_a"], 1, 4, 10, "shot_a.mp4 sound")]))
+    return timeline(*tracks)
+
+
+def expected_two_shots(media, project: str) -> list[EditPair]:
+    return [
+        EditPair(project, str(media["shot_a"]), 1.0, 5.0, str(media["song"]), 3.0),
+        EditPair(project, str(media["shot_b"]), 2.0, 7.0, str(media["other"]), 4.0),
+    ]
+
+
+def assert_same_pairs(found: list[EditPair], expected: list[EditPair], within: float = FRAME) -> None:
+    def key(pair):
+        return (pair.video, pair.video_in)
+
+    found, expected = sorted(found, key=key), sorted(expected, key=key)
+    assert [(p.project, p.video, p.music) for p in found] == [(p.project, p.video, p.music) for p in expected]
+    for got, want in zip(found, expected, strict=True):
+        assert got.video_in == pytest.approx(want.video_in, abs=within)
+        assert got.video_out == pytest.approx(want.video_out, abs=within)
+        assert got.music_offset == pytest.approx(want.music_offset, abs=within)
+
+
+@pytest.mark.parametrize("suffix", [".otio", ".xml", ".fcpxml", ".kdenlive", ".xges", ".aaf"])
+def test_each_format_gives_the_same_pairs(media, tmp_path, suffix):
+    path = tmp_path / f"edit{suffix}"
+    write(two_shot_edit(media), path)
+    pairs, skipped = harvest([path], None, [])
+    assert_same_pairs(pairs, expected_two_shots(media, str(path)))
+    # The song's half second over black and the other's over black are no pair; nothing else is lost.
+    assert skipped == []
+
+
+def test_an_edl_gives_the_same_pairs(media, tmp_path):
+    # The EDL adapter reads back only what does not overlap on one channel: no sound under the picture.
+    path = tmp_path / "edit.edl"
+    write(two_shot_edit(media, own_sound=False), path)
+    pairs, skipped = harvest([path], None, [])
+    assert_same_pairs(pairs, expected_two_shots(media, str(path)))
+    assert skipped == []
+
+
+def copy_media(media, folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return {key: Path(shutil.copy2(path, folder / path.name)) for key, path in media.items()}
+
+
+def whys(skipped) -> list[str]:
+    return [f"{s.what}: {s.why}" for s in skipped]
+
+
+def test_the_picture_is_the_topmost_clip_and_titles_are_see_through(media, tmp_path):
+    title = otio.schema.Clip(name="Title", media_reference=otio.schema.GeneratorReference(
+        generator_kind="SolidColor", available_range=span(0, 9)), source_range=span(0, 9))  # fmt: skip
+    edit = timeline(
+        ("Video", [clip(media["shot_a"], 0, 9, 10)]),
+        ("Video", [gap(3), clip(media["broll"], 1, 3, 6), gap(2), clip(media["broll"], 0, 0.5, 6)]),
+        ("Video", [title]),
+        ("Audio", [clip(media["song"], 5, 9, 20)]),
+    )
+    path = tmp_path / "layers.otio"
+    write(edit, path)
+    pairs, skipped = harvest([path], None, [])
+    project, a, broll, song = str(path), str(media["shot_a"]), str(media["broll"]), str(media["song"])
+    assert_same_pairs(pairs, [
+        EditPair(project, a, 0, 3, song, 5), EditPair(project, broll, 1, 4, song, 8),
+        EditPair(project, a, 6, 8, song, 11)])  # fmt: skip
+    assert sorted(whys(skipped)) == [
+        "broll.mov with song.wav: only 0.5 s together at 8.0 s on the timeline (the least is 2 s)",
+        "shot_a.mp4 with song.wav: only 0.5 s together at 8.5 s on the timeline (the least is 2 s)",
+    ]
+    pairs, _ = harvest([path], None, [], min_seconds=0.5)
+    assert len(pairs) == 5
+
+
+def test_razor_cuts_and_stereo_halves_make_one_pair(media, tmp_path):
+    edit = timeline(
+        ("Video", [clip(media["shot_a"], 0, 3, 10), clip(media["shot_a"], 3, 3, 10)]),
+        ("Audio", [clip(media["song"], 2, 6, 20, "song L")]),
+        ("Audio", [clip(media["song"], 2, 6, 20, "song R")]),
+    )
+    path = tmp_path / "stereo.xml"
+    write(edit, path)
+    pairs, skipped = harvest([path], None, [])
+    assert_same_pairs(pairs, [EditPair(str(path), str(media["shot_a"]), 0, 6, str(media["song"]), 2)])
+    assert skipped == []
+
+
+def test_a_start_timecode_is_taken_off(media, tmp_path):
+    hour = 3600.0
+    reference = otio.schema.ExternalReference(
+        target_url=media["shot_b"].as_uri(), available_range=span(hour, 10)
+    )
+    shot = otio.schema.Clip(name="shot_b.mp4", media_reference=reference, source_range=span(hour + 1.5, 5))
+    path = tmp_path / "timecode.otio"
+    write(timeline(("Video", [shot]), ("Audio", [clip(media["song"], 7, 5, 20)])), path)
+    pairs, _ = harvest([path], None, [])
+    assert_same_pairs(pairs, [EditPair(str(path), str(media["shot_b"]), 1.5, 6.5, str(media["song"]), 7)])
+
+
+def test_overlapping_music_keeps_what_each_plays_alone(media, tmp_path):
+    edit = timeline(
+        ("Video", [clip(media["shot_a"], 0, 9, 10)]),
+        ("Audio", [clip(media["song"], 0, 6, 20)]),
+        ("Audio", [gap(4), clip(media["other"], 0, 5, 20)]),
+    )
+    path = tmp_path / "crossfade.kdenlive"
+    write(edit, path)
+    pairs, skipped = harvest([path], None, [])
+    project, a = str(path), str(media["shot_a"])
+    assert_same_pairs(pairs, [
+        EditPair(project, a, 0, 4, str(media["song"]), 0), EditPair(project, a, 6, 9, str(media["other"]), 2)])  # fmt: skip
+    assert whys(skipped) == [
+        "song.wav and other.flac: play together for 2.0 s from 4.0 s on the timeline: that stretch is left out "
+        "of both (which one the picture was cut to cannot be told)"
+    ]
+
+
+def test_problems_are_reported_and_the_good_edits_still_harvested(media, tmp_path):
+    folder = tmp_path / "edits"
+    (folder / "deeper").mkdir(parents=True)
+    write(two_shot_edit(media), folder / "deeper" / "good.otio")
+    write(two_shot_edit(media), folder / "good-again.xml")  # the same edit exported again
+    write(timeline(("Video", [clip(media["shot_a"], 0, 5, 10)]),
+                   ("Audio", [clip(media["shot_a"], 0, 5, 10)])), folder / "own-sound-only.otio")  # fmt: skip
+    write(timeline(("Video", [clip(media["shot_a"], 0, 5, 10)])), folder / "silent.xges")
+    gone = tmp_path / "gone" / "lost song.wav"
+    missing = timeline(
+        ("Video", [clip(media["shot_a"], 0, 9, 10)]),
+        ("Video", [gap(6), clip(tmp_path / "gone" / "lost shot.mp4", 0, 3, 10)]),
+        ("Audio", [clip(gone, 0, 9, 20)]),
+        ("Audio", [clip(media["song"], 0, 9, 20)]),
+    )
+    write(missing, folder / "missing.otio")
+    muted = timeline(("Video", [clip(media["shot_b"], 0, 8, 10)]), ("Audio", [clip(media["song"], 1, 8, 20)]),
+                     ("Audio", [clip(media["other"], 0, 8, 20)]))  # fmt: skip
+    muted.tracks[2].enabled = False
+    fast = clip(media["shot_a"], 0, 4, 10)
+    fast.effects.append(otio.schema.LinearTimeWarp(time_scalar=2.0))
+    muted.tracks[0].append(fast)
+    write(muted, folder / "muted.otio")
+    (folder / "broken.otio").write_text('{"OTIO_SCHEMA": "Timeline.1", "tracks": ')
+    (folder / "settings.xml").write_text("<settings><not-a-timeline/></settings>")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a timeline")
+
+    result = harvest([folder, notes, tmp_path / "nowhere"], None, [])
+    good = str(folder / "deeper" / "good.otio")
+    assert result.timelines == [str(folder / n) for n in ("broken.otio", "deeper/good.otio", "good-again.xml",
+                                "missing.otio", "muted.otio", "own-sound-only.otio", "silent.xges")]  # fmt: skip
+    by_project = {}
+    for s in result.skipped:
+        by_project.setdefault(Path(s.project).name, []).append(f"{s.what}: {s.why}")
+    assert by_project["notes.txt"] == [
+        "notes.txt: not a timeline: .txt is not one of .otio .xml .fcpxml .kdenlive .xges .aaf .edl"
+    ]
+    assert by_project["nowhere"] == ["nowhere: no such file or folder"]
+    assert by_project["broken.otio"][0].startswith("broken.otio: cannot read it as OpenTimelineIO: ")
+    assert by_project["good-again.xml"] == [
+        f"good-again.xml: the same edit as {good}: counted once (2 pairs)"
+    ]
+    assert by_project["own-sound-only.otio"] == [
+        "past edit: no music on the timeline: its audio tracks hold only the videos' own sound"
+    ]
+    assert by_project["silent.xges"] == ["past edit: no music on the timeline: it has no audio track"]
+    assert sorted(by_project["missing.otio"]) == [
+        f"lost shot.mp4: video file not found: {tmp_path / 'gone' / 'lost shot.mp4'} is not there; no file "
+        f"named lost shot.mp4 under {folder}",
+        f"lost song.wav: audio file not found: {gone} is not there; no file named lost song.wav under {folder}",
+    ]
+    assert sorted(by_project["muted.otio"]) == [
+        "A3: muted track: its 1 clips did not play in the edit",
+        "shot_a.mp4: its speed is changed: picture and music time no longer match",
+    ]
+    assert "settings.xml" not in by_project  # an .xml that is not FCP7 is not a timeline: left alone
+    shot_a, song = str(media["shot_a"]), str(media["song"])
+    expected = expected_two_shots(media, good) + [
+        # The missing shot on top hides shot_a from 6 s: only 0-6 s pairs, with the song found.
+        EditPair(str(folder / "missing.otio"), shot_a, 0, 6, song, 0),
+        EditPair(str(folder / "muted.otio"), str(media["shot_b"]), 0, 8, song, 1),
+    ]
+    assert_same_pairs(result.pairs, expected)
+    assert result.projects == [good, str(folder / "missing.otio"), str(folder / "muted.otio")]
+    assert result.relinks == []
