@@ -3,7 +3,8 @@
 A timeline names its media as they were when it was saved; since then the project folder may have moved
 to another disk, the music may have been reorganised, or the edit came from another machine (a Windows
 path in a file read on Linux). The order, first hit wins:
-1. the path as the timeline gives it (a relative one from the timeline's folder);
+1. the path as the timeline gives it (a relative one from the timeline's folder), when the file there
+   has the length the timeline records (else it is used only when nothing below is found);
 2. a file of the same name under the timeline's folder (a project folder moved as a whole);
 3. the catalog: the tracks that hold the content the old path held (a renamed or moved track, found by
    its content hash while the catalog still knows the old path), else catalogued tracks of the same name;
@@ -105,11 +106,15 @@ class MediaFinder:
         return self._facts[path]
 
     def locate(self, reference: str, timeline_folder: Path, expected_seconds: float | None) -> Located:
-        stated = Path(named_path(reference)).expanduser()
-        if not stated.is_absolute():
-            stated = timeline_folder / stated
+        named = named_path(reference)
+        stated = Path(named).expanduser()
+        if not stated.is_absolute() and not (os.name != "nt" and _WINDOWS_DRIVE.match(named)):
+            stated = timeline_folder / stated  # relative to the timeline (a drive path stays as written)
+        replaced = None
         if stated.is_file():
-            return Located(stated.absolute(), None)
+            if expected_seconds is None or _same_length(self.facts(stated), expected_seconds):
+                return Located(stated.absolute(), None)
+            replaced = stated.absolute()  # another length than the timeline's: look for the real one first
         name = file_name(reference)
         if not name:
             return Located(None, None, "the timeline names no file")
@@ -131,6 +136,8 @@ class MediaFinder:
             found = self._pick(self._named(root, name), stated, expected_seconds, content_hash, tried)
             if found:
                 return Located(found, f"by name in the search path ({root})")
+        if replaced is not None:
+            return Located(replaced, None)  # the pairs' spans are checked against its length
         places = [f"under {timeline_folder}"]
         places += ["in the catalog"] if self._catalog is not None else []
         places += [f"under {root}" for root in self._search_path]

@@ -256,3 +256,137 @@ def test_problems_are_reported_and_the_good_edits_still_harvested(media, tmp_pat
     assert_same_pairs(result.pairs, expected)
     assert result.projects == [good, str(folder / "missing.otio"), str(folder / "muted.otio")]
     assert result.relinks == []
+
+
+def test_a_moved_project_folder_is_relinked_by_name(media, tmp_path):
+    old = copy_media(media, tmp_path / "old" / "media")
+    write(two_shot_edit(old), tmp_path / "old" / "edit.otio")
+    (tmp_path / "old").rename(tmp_path / "new")
+    moved = {key: tmp_path / "new" / "media" / path.name for key, path in old.items()}
+    project = str(tmp_path / "new" / "edit.otio")
+    result = harvest([tmp_path / "new"], None, [])
+    assert_same_pairs(result.pairs, expected_two_shots(moved, project))
+    assert result.skipped == []
+    assert sorted((r.original, r.found, r.how) for r in result.relinks) == sorted(
+        (old[k].as_uri(), str(moved[k]), "by name next to the timeline")
+        for k in ("shot_a", "shot_b", "song", "other")
+    )
+
+
+def test_music_moved_into_the_search_path_is_relinked_and_checked_by_length(media, tmp_path):
+    library = tmp_path / "library"
+    here = copy_media(media, tmp_path / "project")
+    edit = two_shot_edit(here)
+    # An edit from another machine names its song by a Windows path.
+    edit.tracks[1][0].media_reference.target_url = "file:///C:/Users/me/Music/song.wav"
+    write(edit, tmp_path / "project" / "edit.otio")
+    library.mkdir()
+    here["song"].rename(library / "song.wav")
+    here["other"].rename(library / "other.flac")
+    write_audio(tmp_path / "project" / "other.flac", seconds=3)  # a different file of the same name
+    project = str(tmp_path / "project" / "edit.otio")
+    result = harvest([tmp_path / "project" / "edit.otio"], None, [library])
+    assert_same_pairs(result.pairs, expected_two_shots({**here, "song": library / "song.wav",
+                                                        "other": library / "other.flac"}, project))  # fmt: skip
+    assert result.skipped == []
+    assert sorted((r.found, r.how) for r in result.relinks) == [
+        (str(library / "other.flac"), f"by name in the search path ({library})"),
+        (str(library / "song.wav"), f"by name in the search path ({library})"),
+    ]
+    # Without the search path: the song is not found, and the wrong-length file is used only as far as
+    # it goes.
+    result = harvest([tmp_path / "project" / "edit.otio"], None, [])
+    assert whys(result.skipped) == [
+        "song.wav: audio file not found: C:/Users/me/Music/song.wav is not there; "
+        f"no file named song.wav under {tmp_path / 'project'}",
+        "shot_b.mp4 with other.flac: the music span 4.00-9.00 s lies outside other.flac (3.00 s): another file "
+        "of that name, or a start timecode the timeline does not record",
+    ]
+
+
+def test_renamed_music_is_found_by_its_content_hash_in_the_catalog(media, tmp_path):
+    music = copy_media({"song": media["song"]}, tmp_path / "music")["song"]
+    edit = two_shot_edit({**media, "song": music})
+    write(edit, tmp_path / "edit.xml")
+    with Catalog(tmp_path / "catalog.sqlite") as catalog:
+        scan(catalog, tmp_path / "music", STATS, jobs=1, progress=False)
+        renamed = tmp_path / "sorted" / "Artist - Song.wav"
+        renamed.parent.mkdir()
+        music.rename(renamed)
+        scan(catalog, tmp_path / "sorted", STATS, jobs=1, progress=False)  # the old path is not rescanned
+        result = harvest([tmp_path / "edit.xml"], catalog, [])
+    assert_same_pairs(
+        result.pairs, expected_two_shots({**media, "song": renamed}, str(tmp_path / "edit.xml"))
+    )
+    assert [(r.found, r.how) for r in result.relinks] == [(str(renamed), "by content hash in the catalog")]
+
+
+def test_two_equally_likely_files_are_reported_not_guessed(media, tmp_path):
+    write(two_shot_edit({**media, "song": tmp_path / "gone" / "song.wav"}), tmp_path / "edit.otio")
+    for folder in ("x", "y"):
+        copy_media({"song": media["song"]}, tmp_path / "library" / folder)
+    result = harvest([tmp_path / "edit.otio"], None, [tmp_path / "library"])
+    assert [p.music for p in result.pairs] == [str(media["other"])]
+    assert len(result.skipped) == 1
+    assert "2 files could be it" in result.skipped[0].why
+    # The one in a folder of the old path's name wins.
+    copy_media({"song": media["song"]}, tmp_path / "library" / "gone")
+    result = harvest([tmp_path / "edit.otio"], None, [tmp_path / "library"])
+    assert [r.found for r in result.relinks] == [str(tmp_path / "library" / "gone" / "song.wav")]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from viml.demo.world.generate import generate_world
+
+    return generate_world(tmp_path_factory.mktemp("world"), pieces=12, seed=4, seconds=(8, 10), workers=1)
+
+
+def test_the_demo_worlds_past_edits_harvest_back_to_their_shots_in_every_format(world, tmp_path):
+    from viml.demo.past_edits import load_past_edits, write_past_edits
+
+    written = write_past_edits(world, tmp_path / "past", seed=2, formats=(".otio", ".xml", ".kdenlive"))
+    assert load_past_edits(tmp_path / "past") == written
+    pieces = {piece.id: piece for piece in world.pieces}
+    used = [shot.piece for project in written for shot in project.shots]
+    assert sorted(used) == sorted(pieces)  # every piece once
+    for project in written:
+        assert 1 <= len(project.shots) <= 6
+        assert {pieces[shot.piece].split for shot in project.shots} == {project.split}
+    assert {project.split for project in written} == {"train", "val", "test"}
+    for suffix, folder in ((".otio", "otio"), (".xml", "xml"), (".kdenlive", "kdenlive")):
+        result = harvest([tmp_path / "past" / folder], None, [])
+        assert result.skipped == [] and result.relinks == []
+        expected = [
+            EditPair(
+                project.files[suffix],
+                shot.video,
+                shot.video_in,
+                shot.video_out,
+                shot.music,
+                shot.music_offset,
+            )
+            for project in written
+            for shot in project.shots
+        ]
+        assert_same_pairs(result.pairs, expected, within=1 / world.fps)
+        assert result.projects == sorted(p.files[suffix] for p in written)
+
+
+def test_past_edits_can_be_fewer_and_keep_every_split(world, tmp_path):
+    from viml.demo.past_edits import plan_projects
+
+    every = plan_projects(world, seed=2, shots_per_project=(1, 1))
+    assert len(every) == len(world.pieces)
+    few = plan_projects(world, seed=2, shots_per_project=(1, 1), projects=4)
+    assert len(few) == 4 and {p.split for p in few} == {"train", "val", "test"}
+    twice = plan_projects(world, seed=2, spans_per_piece=2, shot_seconds=(2, 3))
+    for project in twice:  # both shots of a piece sit in one project, and do not overlap
+        by_piece = {}
+        for shot in project.shots:
+            by_piece.setdefault(shot.piece, []).append((shot.video_in, shot.video_out))
+        for spans in by_piece.values():
+            assert len(spans) == 2
+            (a, b), (c, d) = sorted(spans)
+            assert b <= c
+    assert sorted(s.piece for p in twice for s in p.shots) == sorted([p.id for p in world.pieces] * 2)
