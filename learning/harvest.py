@@ -230,7 +230,7 @@ class _Edit:
         if not music:
             audio = [p for p in placed if p.kind == "Audio"]
             why = ("its audio tracks hold only the videos' own sound" if own_sound else
-                   "its audio tracks hold no playable clip" if audio else "it has no audio track")  # fmt: skip
+                   "its audio tracks hold no playable clip" if audio else "it has no audio clip")  # fmt: skip
             if not any(p.kind == "Audio" and p.path is None for p in placed):
                 skipped.append(
                     self.skip(self.timeline.name or "timeline", f"no music on the timeline: {why}")
@@ -238,17 +238,15 @@ class _Edit:
             return
         runs = self._music_runs(music, skipped)
         pictures = self._pictures(placed, skipped)
+        any_picture = [(p.start, p.end) for p in placed if p.kind == "Video" and p.reference is not None]
         for run in runs:
-            played_over = False
             for start, end in run.spans:
                 for picture in pictures:
                     for p_start, p_end in picture.spans:
                         a, b = max(start, p_start), min(end, p_end)
-                        if b - a <= self.tolerance:
-                            continue
-                        played_over = True
-                        self._pair(picture, run, a, b, pairs, skipped)
-            if not played_over and run.spans:
+                        if b - a > self.tolerance:
+                            self._pair(picture, run, a, b, pairs, skipped)
+            if run.spans and not _intersect(run.spans, any_picture):
                 skipped.append(self.skip(run.name, "no video plays over it on the timeline"))
 
     def _placed(self, skipped: list[Skipped]) -> list[_Placed]:

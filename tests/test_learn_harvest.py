@@ -213,6 +213,8 @@ def test_problems_are_reported_and_the_good_edits_still_harvested(media, tmp_pat
     fast.effects.append(otio.schema.LinearTimeWarp(time_scalar=2.0))
     muted.tracks[0].append(fast)
     write(muted, folder / "muted.otio")
+    write(timeline(("Video", [clip(media["shot_a"], 0, 3, 10), gap(6)]),
+                   ("Audio", [gap(4), clip(media["other"], 0, 5, 20)])), folder / "over-black.otio")  # fmt: skip
     (folder / "broken.otio").write_text('{"OTIO_SCHEMA": "Timeline.1", "tracks": ')
     (folder / "settings.xml").write_text("<settings><not-a-timeline/></settings>")
     notes = tmp_path / "notes.txt"
@@ -221,7 +223,7 @@ def test_problems_are_reported_and_the_good_edits_still_harvested(media, tmp_pat
     result = harvest([folder, notes, tmp_path / "nowhere"], None, [])
     good = str(folder / "deeper" / "good.otio")
     assert result.timelines == [str(folder / n) for n in ("broken.otio", "deeper/good.otio", "good-again.xml",
-                                "missing.otio", "muted.otio", "own-sound-only.otio", "silent.xges")]  # fmt: skip
+                                "missing.otio", "muted.otio", "over-black.otio", "own-sound-only.otio", "silent.xges")]  # fmt: skip
     by_project = {}
     for s in result.skipped:
         by_project.setdefault(Path(s.project).name, []).append(f"{s.what}: {s.why}")
@@ -236,7 +238,7 @@ def test_problems_are_reported_and_the_good_edits_still_harvested(media, tmp_pat
     assert by_project["own-sound-only.otio"] == [
         "past edit: no music on the timeline: its audio tracks hold only the videos' own sound"
     ]
-    assert by_project["silent.xges"] == ["past edit: no music on the timeline: it has no audio track"]
+    assert by_project["silent.xges"] == ["past edit: no music on the timeline: it has no audio clip"]
     assert sorted(by_project["missing.otio"]) == [
         f"lost shot.mp4: video file not found: {tmp_path / 'gone' / 'lost shot.mp4'} is not there; no file "
         f"named lost shot.mp4 under {folder}",
@@ -246,6 +248,7 @@ def test_problems_are_reported_and_the_good_edits_still_harvested(media, tmp_pat
         "A3: muted track: its 1 clips did not play in the edit",
         "shot_a.mp4: its speed is changed: picture and music time no longer match",
     ]
+    assert by_project["over-black.otio"] == ["other.flac: no video plays over it on the timeline"]
     assert "settings.xml" not in by_project  # an .xml that is not FCP7 is not a timeline: left alone
     shot_a, song = str(media["shot_a"]), str(media["song"])
     expected = expected_two_shots(media, good) + [
