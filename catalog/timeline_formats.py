@@ -183,12 +183,18 @@ def _rescale(timeline, rate: Fraction) -> None:
         "rate": [rate.numerator, rate.denominator],
     }
     markers(timeline.tracks)
-    for clip in timeline.find_clips():
-        clip.source_range = scaled(clip.source_range)
-        reference = clip.media_reference
+    # Every item, not only clips: a gap or a transition left at the old rate is refused by the AAF writer.
+    for item in timeline.tracks.find_children():
+        if isinstance(item, otio.schema.Transition):
+            item.in_offset = item.in_offset.rescaled_to(fps)
+            item.out_offset = item.out_offset.rescaled_to(fps)
+            continue
+        if item.source_range is not None:
+            item.source_range = scaled(item.source_range)
+        reference = getattr(item, "media_reference", None)
         if reference is not None and reference.available_range is not None:
             reference.available_range = scaled(reference.available_range)
-        markers(clip)
+        markers(item)
 
 
 def _write_text(timeline, temporary: str, fmt: TimelineFormat) -> None:

@@ -214,3 +214,28 @@ def test_mp3_delay_is_read_from_the_lame_tag_and_moves_the_xges_in_point(media, 
     }
     assert int(clips["music.mp3"].get("inpoint")) == round(88 / 12 * 1e9) + round(1105 / 48000 * 1e9)
     assert int(clips["clip12.mp4"].get("inpoint")) == 5_000_000_000
+
+
+def test_a_timeline_with_gaps_at_a_non_timecode_rate_is_rescaled_whole(tmp_path):
+    """Gaps and transitions are counted at the format's rate too (only clips were: .aaf refused a 12 fps
+    timeline with a gap, "Gap.duration().rate not equal to 24.0")."""
+    rate = 12.0
+    track = otio.schema.Track(name="V1")
+    track.append(
+        otio.schema.Gap(source_range=otio.opentime.TimeRange(duration=otio.opentime.RationalTime(30, rate)))
+    )
+    clip = otio.schema.Clip(
+        name="shot",
+        media_reference=otio.schema.ExternalReference(target_url="file:///shot.mp4"),
+        source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(60, rate)
+        ),
+    )
+    track.append(clip)
+    timeline = otio.schema.Timeline(name="edit")
+    timeline.tracks.append(track)
+    prepared = timeline_formats._prepared(timeline, FORMATS[".aaf"])
+    items = list(prepared.tracks[0])
+    assert {item.source_range.duration.rate for item in items} == {24.0}
+    assert [item.source_range.duration.value for item in items] == [60, 120]
+    assert prepared.tracks[0].duration().to_seconds() == timeline.tracks[0].duration().to_seconds()
