@@ -6,7 +6,10 @@ clock to the moment its buffer reaches the speaker (PortAudio's DAC time), and r
 `music_offset + (video_position - clip_in)`. Playback stays contiguous while the two agree within
 `tolerance`, and jumps to the right place when they do not (seek, pause, a stalled device).
 
-Every callback is logged (`log`) so tests and the UI can check what really went out of the device.
+Past the clip's out point the music is silent (the player loops back or stops there; on a loop the
+jump back resyncs the music at once). Each buffer is scaled by the load's loudness-matching gain and the
+preview volume. Every callback is logged (`log`) so tests and the UI can check what really went out of
+the device.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
 from viml.core.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -95,8 +99,10 @@ class AuditionEngine:
         self._music_start = 0.0  # seconds into the file of self._music[0]
         self._offset = 0.0
         self._clip_in = 0.0
+        self._clip_out = float("inf")
         self._cursor: int | None = None  # next frame index into self._music
-        self.gain = 1.0
+        self.gain = 1.0  # the loaded music's loudness-matching gain (see `matched_gain`)
+        self.volume = 1.0  # the preview volume, linear; read by the audio thread on every buffer
 
     @staticmethod
     def output_available(device: int | str | None = None) -> str | None:
@@ -111,8 +117,18 @@ class AuditionEngine:
             return f"no audio output device ({error})"
         return None
 
-    def load(self, music: np.ndarray, sample_rate: int, music_start: float, offset: float, clip_in: float):
-        """Music samples beginning `music_start` s into the file; play file time `offset` at `clip_in`."""
+    def load(
+        self,
+        music: np.ndarray,
+        sample_rate: int,
+        music_start: float,
+        offset: float,
+        clip_in: float,
+        clip_out: float = float("inf"),
+        gain: float = 1.0,
+    ) -> None:
+        """Music samples beginning `music_start` s into the file; play file time `offset` at `clip_in`,
+        silence from `clip_out` on, every sample times `gain` (and the preview volume)."""
         if sample_rate != self.sample_rate:
             import soxr
 
@@ -125,6 +141,8 @@ class AuditionEngine:
             self._music_start = float(music_start)
             self._offset = float(offset)
             self._clip_in = float(clip_in)
+            self._clip_out = float(clip_out)
+            self.gain = float(gain)
             self._cursor = None
         self.log.clear()
 
@@ -173,8 +191,9 @@ class AuditionEngine:
         video = self.clock.position_at(dac_time)
         out.fill(0.0)
         with self._lock:
-            if self.clock.rate_at(now) == 0.0 or len(self._music) == 0:
-                # Paused or the picture stalled: silence (not a stutter), then pick up where the video is.
+            if self.clock.rate_at(now) == 0.0 or len(self._music) == 0 or video >= self._clip_out:
+                # Paused, the picture stalled, or past the out point: silence (not a stutter), then pick
+                # up where the video is.
                 self._cursor = None
                 self._record(dac_time, float("nan"), video, frames, False)
                 return
@@ -185,7 +204,7 @@ class AuditionEngine:
             cursor = self._cursor
             begin, end = max(cursor, 0), min(cursor + frames, len(self._music))
             if end > begin:
-                out[begin - cursor : end - cursor] = self._music[begin:end] * self.gain
+                out[begin - cursor : end - cursor] = self._music[begin:end] * (self.gain * self.volume)
             self._cursor = cursor + frames
             self._record(dac_time, self._music_start + cursor / self.sample_rate, video, frames, resynced)
 
@@ -193,3 +212,121 @@ class AuditionEngine:
         if len(self.log) >= self._keep_log:
             del self.log[: self._keep_log // 2]
         self.log.append(CallbackRecord(dac_time, music_position, video, frames, resynced))
+
+
+@dataclass(frozen=True)
+class OutputDevice:
+    name: str  # what the settings keep and sounddevice opens: "device, host API" (unique, stable)
+    label: str  # what the Settings dialog shows
+    default: bool
+
+
+def output_devices() -> list[OutputDevice]:
+    """The audio outputs PortAudio offers (none without its library). Slow on some systems (it asks
+    every ALSA card): call it off the GUI thread."""
+    try:
+        import sounddevice
+    except OSError:
+        return []
+    hosts = sounddevice.query_hostapis()
+    try:
+        default_output = sounddevice.default.device[1]
+        found = []
+        for number, device in enumerate(sounddevice.query_devices()):
+            if device["max_output_channels"] <= 0:
+                continue
+            host = hosts[device["hostapi"]]["name"]
+            name = f"{device['name']}, {host}"  # sounddevice matches this text to exactly this device
+            found.append(OutputDevice(name, f"{device['name']} ({host})", number == default_output))
+    except sounddevice.PortAudioError as error:
+        log.warning("cannot list audio outputs: %s", error)
+        return []
+    return found
+
+
+def matched_gain(music: np.ndarray, sample_rate: int, loudness_lufs: float | None) -> float:
+    """The gain that brings an audition to the fitted excerpts' loudness (catalog FIT_LUFS, EBU R128
+    integrated), with its peaks under -1 dBFS: from the track's stored integrated loudness, or, when the
+    catalog has none, from the loaded part's own (as the plain excerpt does)."""
+    from viml.catalog.fitting import FIT_LUFS
+    from viml.engine.music.fit import gain_to_target
+
+    if music.size == 0:
+        return 1.0
+    if loudness_lufs is None or not np.isfinite(loudness_lufs):
+        from viml.engine.music.rhythm.loudness import integrated_loudness
+
+        mono = music if music.ndim == 1 else music.mean(axis=1)
+        loudness_lufs = integrated_loudness(np.asarray(mono, np.float32), sample_rate)
+    return gain_to_target(loudness_lufs, FIT_LUFS, peak=float(np.abs(music).max()))
+
+
+def stored_loudness(catalog_file, path: str) -> float | None:
+    """The integrated loudness the catalog measured for `path` with its rhythm (None: not catalogued,
+    changed since, or its rhythm not measured)."""
+    from pathlib import Path
+
+    from viml.catalog.fitting import stored_rhythm
+    from viml.catalog.store import Catalog
+
+    if catalog_file is None or not Path(catalog_file).exists():
+        return None
+    with Catalog(Path(catalog_file)) as catalog:
+        rhythm = stored_rhythm(catalog, path)
+    return rhythm.loudness if rhythm is not None and np.isfinite(rhythm.loudness) else None
+
+
+class NowPlaying(QObject):
+    """While an audition plays: its result row and where in that row's music file the listener is,
+    a few times a second, for the results' now-playing marker. Positions follow the player's clock:
+    `file_at_in + (video - clip_in)`, held within in..out (for a fitted edit, `file_at_in` is where the
+    edit starts in the file; a bar the fit cut out shifts the marker after it by that bar)."""
+
+    moved = Signal(int, float)  # row, seconds into its music file; (-1, nan) when the audition ends
+
+    def __init__(self, clock: PlayerClock, interval_ms: int = 50, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.clock = clock
+        self.row = -1
+        self.path: str | None = None  # the auditioned track: its row moves when new results come
+        self._span = (0.0, 0.0, 0.0)  # file_at_in, clip_in, clip_out
+        self._last: float | None = None
+        self._timer = QTimer(self, interval=interval_ms)
+        self._timer.timeout.connect(self.tick)
+
+    def begin(self, row: int, path: str, file_at_in: float, clip_in: float, clip_out: float) -> None:
+        self.row, self.path, self._last = row, path, None
+        self._span = (file_at_in, clip_in, clip_out)
+        self._timer.start()
+        self.tick()
+
+    def follow(self, paths: list[str]) -> None:
+        """New results while auditioning: the marker moves to the track's new row (or goes)."""
+        if self.path is None:
+            return
+        row = paths.index(self.path) if self.path in paths else -1
+        if row != self.row:
+            self.row, self._last = row, None
+            if row < 0:
+                self.moved.emit(-1, float("nan"))
+            else:
+                self.tick()
+
+    def end(self) -> None:
+        self._timer.stop()
+        if self.path is not None:
+            self.row, self.path, self._last = -1, None, None
+            self.moved.emit(-1, float("nan"))
+
+    def position(self) -> float:
+        file_at_in, clip_in, clip_out = self._span
+        video = min(max(self.clock.position_at(time.monotonic()), clip_in), clip_out)
+        return file_at_in + (video - clip_in)
+
+    def tick(self) -> None:
+        if self.row < 0:
+            return
+        position = self.position()
+        if position != self._last:  # paused: no repaint for an unchanged marker
+            self._last = position
+            self.moved.emit(self.row, position)

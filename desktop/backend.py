@@ -280,10 +280,13 @@ DESKTOP_MODEL_THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 
 def open_runtime(bundle: str | None) -> RuntimeBundle:
-    """The bundle the app ranks with: the CLI's loader, with fewer model threads."""
+    """The bundle the app ranks with: the CLI's loader, with fewer model threads, on the Settings' "Run
+    models on" as it is now (a changed choice opens the bundle again with new sessions, no restart)."""
+    from viml.core.settings import get_setting
     from viml.engine.runtime import open_bundle as open_runtime_bundle
 
-    return open_runtime_bundle(bundle, threads=DESKTOP_MODEL_THREADS)
+    provider = str(get_setting("provider", "auto"))
+    return open_runtime_bundle(bundle, provider=provider, threads=DESKTOP_MODEL_THREADS)
 
 
 @dataclass(frozen=True)

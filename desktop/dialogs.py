@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from viml.core.errors import UserFacingError
+from viml.desktop import audition as audition_module
 from viml.desktop import backend, workers
 from viml.desktop.settings import AppSettings
 from viml.engine.runtime.providers import PROVIDER_CHOICES
@@ -37,32 +39,80 @@ FAILED_PREFIX = "error: "  # how a file `viml tag` could not tag shows in the ta
 
 
 class SettingsDialog(QDialog):
+    """The choices the app and the engine read, in groups: models, library, audition, and the language
+    model `viml synth` uses (the settings file is shared with the CLI)."""
+
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
         self.settings = settings
-        self.bundle = QLineEdit(settings.bundle or "", placeholderText="default bundle (viml bundle default)")
+        self.bundle = QLineEdit(
+            settings.bundle or "", placeholderText="the default bundle (viml bundle default)"
+        )
         self.catalog = QLineEdit(settings.catalog or "", placeholderText=str(backend.catalog_path(None)))
         self.provider = QComboBox()
         self.provider.addItems(list(PROVIDER_CHOICES))
         self.provider.setCurrentText(settings.provider)
+        self.provider.setToolTip(
+            "Where every model runs (onnxruntime): auto uses CUDA when it really works, else the CPU. "
+            "VIML_PROVIDER, when set, wins."
+        )
+        self.device = QComboBox()
+        self.device.setToolTip("The audio output auditions play through")
+        self._show_devices([])  # the system default and the stored choice, until the list comes
         self.llm = QLineEdit(settings.llm_url or "", placeholderText="http://localhost:8080/v1 (optional)")
         self.llm_model = QLineEdit(settings.llm_model or "", placeholderText="model name on that server")
-        form = QFormLayout(self)
-        form.addRow("Model bundle", self.bundle)
-        form.addRow("Catalog", self.catalog)
-        form.addRow("Run models on", self.provider)
-        form.addRow("LLM server (viml synth)", self.llm)
-        form.addRow("LLM model", self.llm_model)
+
+        models = self._group("Models", ("Model bundle", self.bundle), ("Run models on", self.provider))
+        library = self._group("Library", ("Catalog file", self.catalog))
+        audition = self._group("Audition", ("Audio output", self.device))
+        hint = QLabel("Loop and preview volume are beside the player.")
+        hint.setObjectName("hint")
+        audition.layout().addRow(hint)
+        synth = self._group(
+            "Language model for viml synth (command line)", ("Server", self.llm), ("Model", self.llm_model)
+        )
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        layout = QVBoxLayout(self)
+        for group in (models, library, audition, synth):
+            layout.addWidget(group)
+        layout.addStretch(1)
+        layout.addWidget(buttons)
+
+        # PortAudio asks every sound card when it lists them: slow on some systems, so off the GUI thread.
+        self._devices_task = workers.Task(lambda token: audition_module.output_devices())
+        self._devices_task.signals.result.connect(self._show_devices)
+        self._devices_task.signals.error.connect(self.device.setToolTip)
+        workers.start_held(self._devices_task)
+
+    def _group(self, title: str, *rows: tuple[str, QWidget]) -> QGroupBox:
+        group = QGroupBox(title, self)
+        form = QFormLayout(group)
+        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+        for label, field in rows:
+            form.addRow(label, field)
+        return group
+
+    def _show_devices(self, devices: list) -> None:
+        """System default first, then every output; a stored one that is not connected stays listed (and
+        chosen), so opening and closing the dialog never loses it."""
+        wanted = self.device.currentData() if self.device.count() else self.settings.audio_device
+        self.device.clear()
+        self.device.addItem("System default", None)
+        for device in devices:
+            self.device.addItem(device.label + ("  (system default)" if device.default else ""), device.name)
+        if wanted is not None and self.device.findData(wanted) < 0:
+            self.device.addItem(f"{wanted} (not connected)" if devices else wanted, wanted)
+        self.device.setCurrentIndex(max(self.device.findData(wanted), 0))
 
     def accept(self) -> None:
         self.settings.bundle = self.bundle.text().strip() or None
         self.settings.catalog = self.catalog.text().strip() or None
         self.settings.provider = self.provider.currentText()
+        self.settings.audio_device = self.device.currentData()
         self.settings.llm_url = self.llm.text().strip() or None
         self.settings.llm_model = self.llm_model.text().strip() or None
         super().accept()

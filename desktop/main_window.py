@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 from viml.desktop import backend, workers
-from viml.desktop.audition import AuditionEngine
+from viml.desktop.audition import AuditionEngine, NowPlaying, matched_gain, stored_loudness
 from viml.desktop.excerpts import Excerpt, ExcerptRequest, ExcerptService
 from viml.desktop.library import LibraryPanel
 from viml.desktop.player import ClipPlayer
@@ -108,7 +108,12 @@ class MainWindow(QMainWindow):
         export_button = QPushButton("Export timeline…", self)
 
         self.query = workers.LatestOnly(debounce_ms=250, parent=self)
-        self.audition = AuditionEngine(self.player.clock, device=audio_device)
+        self.audio_device = audio_device  # given: it wins over the Settings' output (tests, --device)
+        self.audition = AuditionEngine(
+            self.player.clock, device=audio_device if audio_device is not None else settings.audio_device
+        )
+        self.now_playing = NowPlaying(self.player.clock, parent=self)  # the results' now-playing marker
+        self._connect_audition()
         self.audition_task: workers.Task | None = None
         self.audition_request: ExcerptRequest | None = None  # what the audition being loaded plays
         # What a drag carries and an audition plays: the suggestion's part, fitted to the clip's length.
@@ -395,9 +400,10 @@ class MainWindow(QMainWindow):
 
     def show_results(self, suggestions: list[Suggestion]) -> None:
         self.results_model.set_suggestions(suggestions)
+        self.now_playing.follow([s.path for s in suggestions])
         if suggestions:
             self.results.selectRow(0)
-            self.results_hint.setText(f"{len(suggestions)} tracks — double-click to audition")
+            self.results_hint.setText(f"{len(suggestions)} tracks — Enter or double-click to audition")
         elif self.player.path is None and not self.prompt.text().strip():
             self.results_hint.setText("Open a video or type a prompt to get suggestions.")
         else:
@@ -413,6 +419,33 @@ class MainWindow(QMainWindow):
         return self.results_model.suggestion(rows[0].row()) if rows else None
 
     # -- audition ---------------------------------------------------------------------------------
+    def _connect_audition(self) -> None:
+        """Loop and volume from the settings, kept there; Enter/Esc beside the player's transport keys;
+        the now-playing position to the results (when they can show it)."""
+        self.player.set_loop(self.settings.audition_loop)
+        self.player.set_volume(self.settings.preview_volume)
+        self.audition.volume = self.player.volume_gain
+        self.player.loopChanged.connect(lambda loop: setattr(self.settings, "audition_loop", loop))
+        self.player.volumeChanged.connect(self._volume_changed)
+        self.player.rangeFinished.connect(self.stop_audition)
+        for key in (Qt.Key_Return, Qt.Key_Enter):
+            self.player.keys.bind(key, self._audition_selected)
+        self.player.keys.bind(Qt.Key_Escape, self.stop_audition)
+        show = getattr(self.results_model, "set_now_playing", None)
+        if show is not None:
+            self.now_playing.moved.connect(show)
+
+    def use_audio_device(self) -> None:
+        """The Settings' audio output for the next audition (one given to the window still wins)."""
+        device = self.audio_device if self.audio_device is not None else self.settings.audio_device
+        if device != self.audition.device:
+            self.stop_audition()
+            self.audition.device = device
+
+    def _volume_changed(self, fraction: float) -> None:
+        self.audition.volume = self.player.volume_gain
+        self.settings.preview_volume = fraction
+
     def _audition_selected(self) -> None:
         rows = self.results.selectionModel().selectedRows()
         if rows:
@@ -437,28 +470,36 @@ class MainWindow(QMainWindow):
     def _load_audition(
         self, suggestion: Suggestion, request: ExcerptRequest, excerpt: Excerpt | None
     ) -> None:
-        """Decode off the GUI thread: the fitted edit (edit time 0 at the clip's in point), or, without
-        one (`excerpt` None or not fitted), the track from its best offset with a second to spare."""
+        """Decode off the GUI thread: the fitted edit (edit time 0 at the clip's in point, already at
+        FIT_LUFS), or, without one (`excerpt` None or not fitted), the track from its best offset with a
+        second to spare, gained to FIT_LUFS from its stored loudness so suggestions compare fairly."""
         rate, in_point = self.audition.sample_rate, self.player.in_point
         if excerpt is not None and excerpt.fitted:
             start = offset = 0.0
-            task = workers.Task(lambda token: backend.read_excerpt(excerpt.path, rate))
+            task = workers.Task(lambda token: (backend.read_excerpt(excerpt.path, rate), 1.0))
         else:
             start = offset = suggestion.offset
             end = start + (self.player.out_point - in_point) + 1.0
-            task = workers.Task(lambda token: backend.read_music(suggestion.path, start, end, rate))
+            catalog_file = backend.catalog_path(self.settings.catalog)
+
+            def read(_token) -> tuple:
+                music = backend.read_music(suggestion.path, start, end, rate)
+                return music, matched_gain(music, rate, stored_loudness(catalog_file, suggestion.path))
+
+            task = workers.Task(read)
         task.signals.result.connect(
-            lambda music: self._play_audition(suggestion, request, excerpt, music, start, offset, in_point)
+            lambda loaded: self._play_audition(suggestion, request, excerpt, *loaded, start, offset, in_point)
         )
         task.signals.error.connect(self.show_message)
         self.audition_task, self.audition_request = task, request
         self.show_message(f"Loading {suggestion.title}…")
         workers.start(task, self.pool)
 
-    def _play_audition(self, suggestion, request, excerpt, music, start, offset, in_point) -> None:
+    def _play_audition(self, suggestion, request, excerpt, music, gain, start, offset, in_point) -> None:
         if self.audition_request != request:
             return  # another audition (or a stop) came since this one was asked for
-        self.audition.load(music, self.audition.sample_rate, start, offset, in_point)
+        out_point = self.player.out_point
+        self.audition.load(music, self.audition.sample_rate, start, offset, in_point, out_point, gain)
         problem = AuditionEngine.output_available(self.audition.device)
         if problem is None:
             try:
@@ -466,7 +507,12 @@ class MainWindow(QMainWindow):
             except backend.UserFacingError as error:
                 problem = str(error)
         self.player.set_duck(problem is None)
-        self.player.play_range()
+        self.player.play_range()  # loops or stops at the out point (the Loop box)
+        row = next((n for n, s in enumerate(self.results_model.rows) if s is suggestion), -1)
+        if row >= 0:
+            fitted = excerpt is not None and excerpt.fitted
+            file_at_in = excerpt.start if fitted else offset
+            self.now_playing.begin(row, suggestion.path, file_at_in, in_point, out_point)
         if problem is not None:
             self.show_message(f"Playing the clip without music: {problem}")
         elif excerpt is not None and excerpt.fitted:
@@ -480,9 +526,9 @@ class MainWindow(QMainWindow):
         self.pending_audition = None
         self.audition_request = None
         self.audition.stop()
+        self.now_playing.end()
         self.player.set_duck(False)
-        if self.player.path is not None:
-            self.player.pause()
+        self.player.end_range()  # paused, parked at the in point
 
     # -- excerpts: what a drag carries and an audition plays ---------------------------------------
     def excerpt_request(self, suggestion: Suggestion) -> ExcerptRequest:
@@ -628,6 +674,7 @@ class MainWindow(QMainWindow):
         from viml.desktop.dialogs import SettingsDialog
 
         if SettingsDialog(self.settings, self).exec():
+            self.use_audio_device()
             self.library.set_folders(self.settings.music_folders)
             self.refresh_library()
             self.open_bundle()

@@ -43,6 +43,38 @@ class AppSettings:
     def bundle(self, value: str | None) -> None:
         self._set("bundle", value)
 
+    # Audition: what the preview plays through, how loud, and what happens at the out point.
+    @property
+    def audio_device(self) -> str | None:
+        """The audition's output, as `audition.output_devices` names it ("device, host API"); None: the
+        system's default output."""
+        value = self._get("audio_device")
+        return value if isinstance(value, str) and value else None
+
+    @audio_device.setter
+    def audio_device(self, name: str | None) -> None:
+        self._set("audio_device", name or None)
+
+    @property
+    def preview_volume(self) -> float:
+        """The preview volume slider's position, 0..1 (1: the music at its matched loudness)."""
+        value = self._get("preview_volume", 1.0)
+        valid = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+        return float(value) if valid else 1.0
+
+    @preview_volume.setter
+    def preview_volume(self, fraction: float) -> None:
+        self._set("preview_volume", None if fraction == 1.0 else round(float(fraction), 3))
+
+    @property
+    def audition_loop(self) -> bool:
+        """At the out point an audition loops back to the in point (True) or stops (False, default)."""
+        return self._get("audition_loop") is True
+
+    @audition_loop.setter
+    def audition_loop(self, loop: bool) -> None:
+        self._set("audition_loop", True if loop else None)
+
     # Shared with the engine and the CLI (no "desktop." prefix): what the app shows is what they read.
     @property
     def provider(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 ACCENT = "#4a90d9"
 CURVE = "#57b894"
 
@@ -18,6 +20,19 @@ def format_time(seconds: float) -> str:
         return "--:--"
     minutes, rest = divmod(seconds, 60.0)
     return f"{int(minutes)}:{rest:04.1f}"
+
+
+def format_timecode(seconds: float, fps: float | None) -> str:
+    """HH:MM:SS:FF at a clip's frame rate: the frame under `seconds`, counted at the rate's whole-number
+    base as non-drop timecode (29.97 counts 30 a second, as editors' NDF does); m:ss.s without a rate."""
+    if not fps or fps <= 0 or seconds != seconds or seconds < 0:
+        return format_time(seconds)
+    base = max(1, round(fps))
+    frames = int(math.floor(seconds * fps + 1e-6))  # 1e-6: a frame's own start time is that frame
+    rest, frame = divmod(frames, base)
+    rest, second = divmod(rest, 60)
+    hour, minute = divmod(rest, 60)
+    return f"{hour:02d}:{minute:02d}:{second:02d}:{frame:02d}"
 
 
 def format_duration(seconds: float | None) -> str:

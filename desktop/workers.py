@@ -105,6 +105,17 @@ def start(task: Task, pool: QThreadPool | None = None) -> Task:
     return task
 
 
+_held: set[Task] = set()
+
+
+def start_held(task: Task, pool: QThreadPool | None = None) -> Task:
+    """Start a task whose owner may be deleted before it ends (a closed dialog, a widget in a test): held
+    here until it has finished, since an unreferenced task's signals are deleted while it still emits."""
+    _held.add(task)
+    task.signals.finished.connect(lambda: _held.discard(task))
+    return start(task, pool)
+
+
 class LatestOnly(QObject):
     """Debounced runner where only the newest request's answer is delivered."""
 

@@ -129,3 +129,55 @@ def test_music_follows_the_video_clock(qtbot, tmp_path, null_sink):
 def test_no_device_is_reported_not_raised():
     reason = AuditionEngine.output_available("no-such-device-xyz")
     assert reason is not None and "no audio output device" in reason
+
+
+def test_audition_stops_or_loops_at_the_out_point(qtbot, tmp_path, null_sink):
+    """Through the null sink: stopping (the default) halts the picture at the out point, parks it at the
+    in point and plays no music past out; looping goes back to in, the music following at once, pass
+    after pass; an out point at the clip's very end stops too."""
+    clip = write_video(tmp_path / "clip.mp4", seconds=4.0, fps=12)
+    player = ClipPlayer()
+    qtbot.addWidget(player)
+    with qtbot.waitSignal(player.rangeChanged, timeout=5000):
+        player.open(clip)
+    qtbot.waitUntil(lambda: player.fps is not None, timeout=5000)
+    player.set_range(1.0, 2.0)
+    rate = 48000
+    music = np.sin(2 * np.pi * 220 * np.arange(10 * rate) / rate).astype(np.float32) * 0.2
+    engine = AuditionEngine(player.clock, device=null_sink, sample_rate=rate)
+    engine.load(music, rate, music_start=0.0, offset=3.0, clip_in=1.0, clip_out=2.0)
+    engine.start()
+    assert not player.loop  # the default: stop
+    with qtbot.waitSignal(player.rangeFinished, timeout=20000):
+        player.play_range()
+    assert not player.playing and not player.range_playing
+    assert player.frame_at(player.position()) == player.frame_at(1.0)  # parked at in
+    played = [r for r in engine.log if not np.isnan(r.music_position)]
+    assert played and all(r.video_position < 2.0 for r in played)
+    assert max(r.music_position for r in played) < 3.0 + (2.0 - 1.0)  # the music's out: offset + length
+
+    engine.log.clear()
+    finished = []
+    player.rangeFinished.connect(lambda: finished.append(True))
+    player.play_range(loop=True)
+
+    def loops() -> int:  # the picture (and with it the music) jumped back from near out to near in
+        records = [r for r in engine.log if not np.isnan(r.music_position)]
+        return sum(
+            a.video_position > 1.5 > b.video_position for a, b in zip(records, records[1:], strict=False)
+        )
+
+    qtbot.waitUntil(lambda: loops() >= 2, timeout=30000)
+    assert player.range_playing and not finished
+    for record in (r for r in engine.log if not np.isnan(r.music_position)):
+        assert 1.0 - 0.2 <= record.video_position < 2.0
+        expected = engine.expected_music_position(record.video_position)
+        assert abs(record.music_position - expected) <= engine.tolerance + 1.0 / rate
+    player.end_range()
+    assert not player.playing and player.frame_at(player.position()) == player.frame_at(1.0)
+
+    player.set_range(3.0, player.duration)  # out at the clip's end: the player stops there by itself
+    with qtbot.waitSignal(player.rangeFinished, timeout=20000):
+        player.play_range(loop=False)
+    assert player.frame_at(player.position()) == player.frame_at(3.0)
+    engine.stop()

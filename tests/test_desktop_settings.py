@@ -52,3 +52,21 @@ def test_unknown_provider_in_the_settings_file_is_a_clear_error(monkeypatch):
     set_setting("provider", "tpu")
     with pytest.raises(UserFacingError, match="unknown provider 'tpu'"):
         requested_providers("auto")
+
+
+def test_a_new_run_models_on_choice_applies_without_a_restart(qtbot, tmp_path, monkeypatch):
+    """The app keeps its bundle open between queries; a changed "Run models on" opens it again on the
+    new provider (its sessions were made on the old one), and the same choice reuses the open one."""
+    from test_bundle_manifest import make_bundle
+    from viml.desktop import backend
+
+    monkeypatch.delenv("VIML_PROVIDER", raising=False)
+    make_bundle(tmp_path / "b")
+    first = backend.open_runtime(str(tmp_path / "b"))
+    assert first.provider == "auto" and backend.open_runtime(str(tmp_path / "b")) is first
+    dialog = SettingsDialog(AppSettings())
+    qtbot.addWidget(dialog)
+    dialog.provider.setCurrentText("cpu")
+    dialog.accept()
+    on_cpu = backend.open_runtime(str(tmp_path / "b"))
+    assert on_cpu is not first and on_cpu.provider == "cpu"
