@@ -199,12 +199,22 @@ class ClipPlayer(QWidget):
         if not path.is_file():
             self.failed.emit(f"{path}: file not found")
             return
+        source = QUrl.fromLocalFile(str(path.resolve()))
+        self.range_playing = False
+        if source == self.player.source() and self.duration > 0:
+            # The same file again (another clip of one source in a timeline): Qt loads nothing and
+            # reports no duration, so the new range applies now.
+            self.path = path
+            self.pause()
+            self.set_range(in_point or 0.0, out_point if out_point is not None else self.duration)
+            self.park()
+            self.clipOpened.emit(str(path))
+            return
         self.path = path
         self.fps = None
-        self.range_playing = False
         self.in_point, self.out_point = 0.0, 0.0
         self._pending_range = (in_point, out_point)
-        self.player.setSource(QUrl.fromLocalFile(str(path.resolve())))
+        self.player.setSource(source)
         self.player.pause()  # loads and shows the first frame without playing
         self._probe_frame_rate(path)
         self.clipOpened.emit(str(path))

@@ -94,6 +94,18 @@ def test_frame_steps_are_one_frame_of_the_clip_and_home_end_go_to_in_out(qtbot, 
     showing(qtbot, player, 25)
 
 
+def test_the_same_file_again_opens_at_its_new_range(qtbot, clip):
+    """Two clips of one source file (a timeline's): Qt reloads nothing for the same file and reports no
+    duration, so the second range must apply at once (it stayed 0-0 before, and no query ran)."""
+    player = ClipPlayer()
+    qtbot.addWidget(player)
+    open_clip(qtbot, player, clip, 1.0, 3.0)
+    showing(qtbot, player, 12)
+    player.open(clip, 2.0, 3.5)
+    assert (player.in_point, player.out_point) == (2.0, 3.5)
+    showing(qtbot, player, 24)
+
+
 def make_window(qtbot, tmp_path):
     from viml.desktop.main_window import MainWindow
     from viml.desktop.settings import AppSettings
