@@ -107,7 +107,6 @@ class Track:
 _TRACK_COLUMNS = "path, hash, format, duration, title, artist, album, genre, bpm, folder"  # Track's fields
 
 
-@dataclass
 @dataclass(frozen=True)
 class Mark:
     """Music placed in an edit (`Catalog.add_mark`). With its clip (the video, in/out in the video's own
@@ -139,6 +138,7 @@ _MARK_COLUMNS = (
 )
 
 
+@dataclass
 class TrackTable:
     """All catalogued tracks with their segments stacked in one matrix (the ranking input)."""
 
@@ -836,6 +836,8 @@ class Catalog:
                 ],
             )
 
+    # --- used marks (schema v7) --------------------------------------------------------------------
+
     def mark_used(self, paths: list[str], note: str | None = None) -> None:
         """Remember tracks as used in an edit, without a clip (`--exclude-used` leaves them out later)."""
         with self.transaction() as c:
@@ -893,6 +895,12 @@ class Catalog:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
+            return Mark(int(cursor.lastrowid), *row)
+
+    def marks(self) -> list[Mark]:
+        """Every used mark, oldest first."""
+        rows = self.connection.execute(f"SELECT {_MARK_COLUMNS} FROM used_marks ORDER BY used_at, id")
+        return [Mark(*row) for row in rows]
 
     def used_paths(self) -> set[str]:
         """Path keys of the music marked used, with a clip or without (`Filters.exclude_used`)."""
@@ -945,8 +953,6 @@ def _check_read_only_schema(connection: sqlite3.Connection, path: Path) -> None:
         raise UserFacingError(
             f"the catalog {path} is read-only and has schema version {version}, older than this ViML's "
             f"({SCHEMA_VERSION}): scan once with write access (`viml scan FOLDER --catalog {path}`) to "
-    # --- used marks (schema v7) --------------------------------------------------------------------
-
             "upgrade it"
         )
     connection.execute("PRAGMA query_only=ON")
@@ -954,12 +960,6 @@ def _check_read_only_schema(connection: sqlite3.Connection, path: Path) -> None:
 
 def _stack_tags(music: MusicSegments) -> np.ndarray:
     columns = [music.tag_probabilities[name] for name in sorted(music.tag_names)]
-            return Mark(int(cursor.lastrowid), *row)
-
-    def marks(self) -> list[Mark]:
-        """Every used mark, oldest first."""
-        rows = self.connection.execute(f"SELECT {_MARK_COLUMNS} FROM used_marks ORDER BY used_at, id")
-        return [Mark(*row) for row in rows]
     if not columns:
         return np.zeros((len(music.starts), 0), dtype=np.float32)
     return np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.float32)

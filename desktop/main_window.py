@@ -106,6 +106,12 @@ class MainWindow(QMainWindow):
         copy_button = QPushButton("Copy path", self)
         reveal_button = QPushButton("Reveal in folder", self)
         export_button = QPushButton("Export timeline…", self)
+        used_button = QPushButton("Used in this edit", self)
+        used_button.setToolTip("Remember this suggestion as used with the clip (a pair to learn from)")
+        self.used_action = QAction("Used in this edit", self)  # also on a result's context menu
+        self.used_action.triggered.connect(self.mark_used)
+        self.results.addAction(self.used_action)
+        self.results.setContextMenuPolicy(Qt.ActionsContextMenu)
 
         self.query = workers.LatestOnly(debounce_ms=250, parent=self)
         self.audio_device = audio_device  # given: it wins over the Settings' output (tests, --device)
@@ -121,7 +127,7 @@ class MainWindow(QMainWindow):
         self.pending_drag: ExcerptRequest | None = None  # a drag waiting for its excerpt's render
         self.pending_audition: tuple[ExcerptRequest, Suggestion] | None = None
 
-        self._build_layout(copy_button, reveal_button, export_button)
+        self._build_layout(copy_button, reveal_button, export_button, used_button)
         self._build_menus()
 
         self.library.addFolderRequested.connect(self.choose_music_folder)
@@ -148,6 +154,7 @@ class MainWindow(QMainWindow):
         copy_button.clicked.connect(self.copy_path)
         reveal_button.clicked.connect(self.reveal_in_folder)
         export_button.clicked.connect(self.choose_export_path)
+        used_button.clicked.connect(self.mark_used)
 
         self.bundle_label = eliding_label(self)
         self.bundle_label.setText("Bundle: opening…")
@@ -610,6 +617,23 @@ class MainWindow(QMainWindow):
             self.show_message(f"{suggestion.path}: the file has vanished; rescan its folder")
             return
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(suggestion.path).parent)))
+
+    def mark_used(self) -> workers.Task | None:
+        """The "Used in this edit" action: the selected suggestion, from its best part, against the clip's
+        in/out (the track only without a clip), as a used mark in the catalog (desktop/marks.py)."""
+        from viml.desktop.marks import describe, record_mark
+
+        suggestion = self.selected_suggestion()
+        if suggestion is None:
+            self.show_message("Pick a suggestion to mark it used in this edit")
+            return None
+        player = self.player
+        clip = (str(player.path), player.in_point, player.out_point) if player.path else None
+        catalog_file = backend.catalog_path(self.settings.catalog)
+        task = workers.Task(lambda token: record_mark(catalog_file, suggestion.path, suggestion.offset, clip))
+        task.signals.result.connect(lambda mark: self.show_message(describe(mark)))
+        task.signals.error.connect(lambda message: self.show_message(f"Not marked used: {message}"))
+        return workers.start(self.keep(task), self.pool)
 
     @staticmethod
     def export_filters() -> str:

@@ -113,6 +113,40 @@ class ExcerptIn(Strict):
     target_lufs: float | None = Field(FIT_LUFS, description="loudness to match, LUFS (null: as it is)")
 
 
+class MarkIn(Strict):
+    """A suggestion placed in an edit: a training pair for `viml learn --from-marks` with its clip (video,
+    start, end, offset), else a used track only; `filters.exclude_used` leaves both out."""
+
+    track: str = Field(max_length=4096, description="the catalogued track that was placed (a result's path)")
+    offset: float | None = Field(None, description="where the placed part starts in the track, seconds")
+    video: str | None = Field(
+        None, max_length=4096, description="the video file on this machine it was placed against"
+    )
+    start: float | None = Field(None, description="the clip's in point in the video's own time, seconds")
+    end: float | None = Field(None, description="the clip's out point, seconds")
+    project: str | None = Field(
+        None, max_length=4096, description="the edit (timeline, .blend) it belongs to; default: the video"
+    )
+    origin: str = Field(
+        "service", pattern=r"^[a-z][a-z0-9-]{0,31}$", description="what placed it (blender, ...)"
+    )
+
+
+class MarkOut(BaseModel):
+    id: int
+    music: str
+    music_hash: str | None
+    music_offset: float | None
+    video: str | None
+    video_in: float | None
+    video_out: float | None
+    project: str | None
+    origin: str
+    used_at: float
+    note: str | None
+    pair: bool = Field(description="it has its clip: a training pair, not only a used track")
+
+
 class StatusOut(BaseModel):
     service: dict[str, Any]
     bundle: dict[str, Any]
@@ -234,6 +268,14 @@ def create_app(work: Work | None, token: str) -> FastAPI:
     def similar(body: SimilarIn) -> dict:
         tracks, segments = need().similar(body.track, body.start, body.end, body.filters.filters(), body.top)
         return {"tracks": [t.as_dict() for t in tracks], "segments": [vars(s) for s in segments]}
+
+    @app.post("/v1/marks", response_model=MarkOut, status_code=201, summary="Record a placed suggestion")
+    def mark(body: MarkIn) -> dict:
+        done = need().mark(
+            body.track, body.origin, video=body.video, video_in=body.start, video_out=body.end,
+            music_offset=body.offset, project=body.project,
+        )  # fmt: skip
+        return {**done.as_dict(), "pair": done.has_clip}
 
     @app.post(
         "/v1/excerpt",

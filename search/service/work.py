@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from viml.catalog.excerpts import FALLBACK_REASON, RAW, Excerpt, ExcerptCache, ExcerptRequest, check_mode
 from viml.catalog.excerpts import MODES as EXCERPT_MODES
 from viml.catalog.fitting import FIT_LUFS
-from viml.catalog.store import Catalog
+from viml.catalog.store import Catalog, Mark
 from viml.core.errors import UserFacingError
 from viml.core.paths import cache_dir
 
@@ -141,6 +141,13 @@ class Work:
         with self.searcher(deadline) as searcher:
             self._catalogued(searcher.catalog, track)
             return searcher.similar(track, start, end, filters, top)
+
+    def mark(self, track: str, origin: str, **clip) -> Mark:
+        """Record a catalogued track as used in an edit; `clip`: Catalog.add_mark's video, video_in,
+        video_out, music_offset, project (it checks each one)."""
+        with self.catalog() as catalog:
+            self._catalogued(catalog, track)
+            return catalog.add_mark(track, origin=origin, **clip)
 
     def status(self) -> dict:
         bundle = self.bundle

@@ -147,8 +147,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_filter_arguments(parser)
     add_output_arguments(parser)
     parser.add_argument(
-        "--mark-used", action="store_true", help="remember the top track as used in this edit"
-    )
+        "--mark-used", nargs="?", const=1, type=positive_count, metavar="N",
+        help="remember result N (default 1, the top one) as used in this edit: with VIDEO a mark with the "
+        "clip and the music's offset (a training pair for `viml learn --from-marks`), else the track only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--project", metavar="NAME",
+        help="--mark-used: the edit the clip belongs to, which learning holds out as one (default: the video)",
+    )  # fmt: skip
     parser.add_argument(
         "--fit",
         type=Path,
@@ -182,22 +188,52 @@ def run(args: argparse.Namespace) -> int:
     fit_length = args.fit_length or request.clip_seconds
     if args.fit and not fit_length:
         raise UserFacingError("--fit needs a length: a clip (VIDEO --in/--out) or --fit-length D")
+    if args.mark_used and args.mark_used > request.top:
+        raise UserFacingError(f"--mark-used {args.mark_used}: there are only {request.top} results (-n)")
+    if args.project is not None and not args.mark_used:
+        raise UserFacingError("--project names the edit of a --mark-used mark: add --mark-used")
     bundle = open_bundle(args.bundle)
     with Catalog(args.catalog, must_exist=True) as catalog:
         result = Searcher(catalog, bundle).suggest(request, progress=sys.stderr.isatty())
-        if args.mark_used and result.suggestions:
-            catalog.mark_used([result.suggestions[0].path], note=args.video)
         if args.fit:
             fit_results(result.suggestions, args.fit, fit_length, catalog)
-    emit(
-        result.suggestions,
-        args,
-        request.clip_seconds,
-        video=args.video,
-        video_in=args.start,
-        header=result.header,
-    )
+        emit(
+            result.suggestions,
+            args,
+            request.clip_seconds,
+            video=args.video,
+            video_in=args.start,
+            header=result.header,
+        )
+        if args.mark_used:  # after the results are out: a refused mark loses none of them
+            mark_used(catalog, result.suggestions, args, request)
     return 0
+
+
+def mark_used(catalog, results, args: argparse.Namespace, request: SuggestRequest) -> None:
+    """Result N as a used mark: with the clip when there is a video (its out point within the video
+    when --out was left to its default), else the track only."""
+    if args.mark_used > len(results):
+        raise UserFacingError(
+            f"--mark-used {args.mark_used}: only {len(results)} tracks matched; nothing marked"
+        )
+    chosen = results[args.mark_used - 1]
+    if request.video is None:
+        catalog.add_mark(chosen.path, project=args.project, origin="cli")
+        print(f"marked #{args.mark_used} {chosen.path} used (no clip: the track only)", file=sys.stderr)
+        return
+    from viml.engine.media import probe
+
+    end = request.clip_end if args.end is not None else min(request.clip_end, probe(request.video).duration)
+    mark = catalog.add_mark(
+        chosen.path, video=request.video, video_in=request.start, video_out=end, music_offset=chosen.start,
+        project=args.project, origin="cli",
+    )  # fmt: skip
+    print(
+        f"marked #{args.mark_used} {chosen.path} from {_clock(chosen.start)} used with {request.video} "
+        f"{_clock(request.start)}-{_clock(end)} (project {mark.project})",
+        file=sys.stderr,
+    )
 
 
 def fit_results(results, folder: Path, length: float, catalog) -> None:

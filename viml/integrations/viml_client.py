@@ -79,6 +79,13 @@ class Service:
     def similar(self, track: str, **fields) -> dict:
         return self._json("POST", "/v1/similar", {"track": track, **fields})
 
+    def mark(self, track: str, **fields) -> dict:
+        """Record a placed suggestion as used in this edit; fields: offset, video, start, end (the clip,
+        in the video's own seconds), project, origin (the service's MarkIn). Returns the mark."""
+        return self._json(
+            "POST", "/v1/marks", {"track": track, **{k: v for k, v in fields.items() if v is not None}}
+        )
+
     def excerpt(
         self, path: str, start: float, duration: float, output: str | os.PathLike, mode: str = "auto",
         target_lufs: float | None = -16.0,

@@ -5,7 +5,9 @@ panel reads the active movie strip's file and its in/out in the source (from the
 the scene's frame rate), sends them with a prompt and filters to the local service, lists the
 suggestions with their best part and why they matched, and "Place" renders the excerpt (fitted to the
 clip when the track's beats are known) into a `viml_music` folder beside the .blend and adds it as a
-sound strip at the clip's start, on the first channel above it that is free over the clip's frames.
+sound strip at the clip's start, on the first channel above it that is free over the clip's frames, and
+records the placement in the catalog as a used mark (the clip, the part of the track, the .blend as the
+project): "Leave out used tracks" then skips it, and `viml learn --from-marks` learns from it.
 
 The requests block Blender's UI while they run (a suggestion takes well under a second on a warm
 service; a fitted excerpt a second or two).
@@ -237,8 +239,29 @@ class VIML_OT_place(bpy.types.Operator):
         sound = editor.sequences.new_sound(result.title[:60] or "music", path, channel, frame)
         sound.frame_final_duration = frames  # the excerpt is exactly the clip's length; no rounding tail
         settings.message = f"placed on channel {channel}: {kind} ({note})"
-        self.report({"INFO"}, settings.message)
+        marked = record_mark(context, result, strip)
+        if marked:
+            settings.message += f"; {marked}"
+            self.report({"WARNING"}, settings.message)
+        else:
+            self.report({"INFO"}, settings.message)
         return {"FINISHED"}
+
+
+def record_mark(context, result, strip) -> str:
+    """Tell the service the suggestion was used in this edit: with the movie strip's clip (in/out in the
+    source) a training pair for `viml learn --from-marks`, else the track only; the .blend is the project.
+    Returns why it was not recorded ("" when it was): the strip is placed either way."""
+    body = {"offset": result.start if strip is not None else None, "origin": "blender",
+            "project": bpy.path.abspath(bpy.data.filepath) if bpy.data.filepath else None}  # fmt: skip
+    if strip is not None:
+        video, start, end = clip_range(context.scene, strip)
+        body.update(video=video, start=start, end=end)
+    try:
+        service(context).mark(result.path, **body)
+    except ServiceError as error:
+        return f"not marked used: {error.message}"
+    return ""
 
 
 # -- the panel -------------------------------------------------------------------------------------------
