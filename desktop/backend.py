@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -66,9 +67,17 @@ def top_tags(probabilities: np.ndarray, names: list[str], count: int = 3) -> lis
     return [tag.lower() for tag, _ in strongest(probabilities.mean(axis=0), names, top=count)]
 
 
-def library_rows(catalog_file: Path, folders: list[str], check_missing: bool = True) -> list[LibraryRow]:
+def library_rows(
+    catalog_file: Path,
+    folders: list[str],
+    check_missing: bool = True,
+    reasons: dict[str, str] | None = None,
+) -> list[LibraryRow]:
     """Tracks of the catalog (analysed / failed + reason) and files in the folders not yet scanned (new)."""
-    return LibraryReader().read(catalog_file, folders, check_missing)
+    return LibraryReader().read(catalog_file, folders, check_missing, reasons)
+
+
+NOT_SCANNED = "not scanned yet: Scan analyses it"
 
 
 class LibraryReader:
@@ -87,7 +96,15 @@ class LibraryReader:
             matrix = found.get(content_hash)
             self._tags[content_hash] = tuple(top_tags(matrix, names)) if matrix is not None else ()
 
-    def read(self, catalog_file: Path, folders: list[str], check_missing: bool = True) -> list[LibraryRow]:
+    def read(
+        self,
+        catalog_file: Path,
+        folders: list[str],
+        check_missing: bool = True,
+        reasons: dict[str, str] | None = None,
+    ) -> list[LibraryRow]:
+        """`reasons`: music folder -> why its unscanned files are not analysed yet (a scan that could not
+        run, one still queued); files of other folders say NOT_SCANNED."""
         if catalog_file != self._catalog:  # tag names belong to a catalog
             self._catalog, self._tags = catalog_file, {}
         rows: list[LibraryRow] = []
@@ -108,7 +125,7 @@ class LibraryReader:
                         LibraryRow(track.path, label, track.duration, self._tags[track.hash], state, reason)
                     )
                     known.add(track.path)
-                for error in catalog.errors():
+                for error in catalog.errors():  # the scan's `errors` table: each failed file and why
                     reason = f"{error['kind']}: {error['message']}"
                     rows.append(
                         LibraryRow(error["path"], Path(error["path"]).name, None, (), "failed", reason)
@@ -121,11 +138,33 @@ class LibraryReader:
             for folder in folders:
                 if not os.path.isdir(folder):
                     continue
+                reason = (reasons or {}).get(folder, NOT_SCANNED)
                 for path, _info in discover(os.path.abspath(folder), ScanSummary(root=folder)):
                     if path_key(path) not in known:
-                        rows.append(LibraryRow(path_key(path), Path(path).name, None, (), "new"))
+                        rows.append(LibraryRow(path_key(path), Path(path).name, None, (), "new", reason))
                         known.add(path_key(path))
         return rows
+
+
+def remove_folder_tracks(catalog_file: Path, folder: str, remaining: list[str]) -> int:
+    """Forget a music folder: its tracks and failures leave the catalog in one transaction, so they stop
+    appearing in the library and in every search (the desktop's, the CLI's, the service's); files also
+    under a folder in `remaining` stay. The analysed audio (contents, segments) is kept: adding the folder
+    again links its files without decoding them. Returns how many files were forgotten."""
+    if not catalog_file.exists():
+        return 0
+    from viml.catalog.store import path_key
+
+    keep = [path_key(os.path.abspath(other)).rstrip("/") for other in remaining]
+
+    def kept(path: str) -> bool:
+        return any(path == other or path.startswith(other + "/") for other in keep)
+
+    with Catalog(catalog_file, read_only=False) as catalog:
+        gone = [path for path in catalog.known_files(path_key(os.path.abspath(folder))) if not kept(path)]
+        if gone:
+            catalog.remove_paths(gone)
+    return len(gone)
 
 
 class ScanProcess:
@@ -164,6 +203,7 @@ class ScanProcess:
             command += ["--jobs", str(jobs)]
         self.command = command
         self.process: subprocess.Popen | None = None
+        self.outcomes: dict[str, int] = {}  # file events seen: outcome -> count (a check on the summary)
 
     def run(self, progress: Callable[[int, int, str], None], should_stop: Callable[[], bool]) -> dict:
         """Blocks until the scan ends; returns its summary. `progress(done, total, message)` follows the
@@ -186,9 +226,9 @@ class ScanProcess:
             if should_stop():
                 return {"cancelled": True}
             message = (stderr.strip().splitlines() or [f"exit status {self.process.returncode}"])[-1]
-            raise UserFacingError(f"scan of {self.folder} failed: {message}")
+            raise UserFacingError(f"scan of {self.folder} failed: {message.removeprefix('viml: error: ')}")
         progress(total, total, "scan finished")
-        return summary
+        return {**summary, "outcomes": dict(self.outcomes)}
 
     def _follow(
         self, progress: Callable[[int, int, str], None], should_stop: Callable[[], bool]
@@ -214,6 +254,7 @@ class ScanProcess:
                 progress(0, total, f"scanning {self.folder}")
             elif event.get("event") == "file":
                 total = int(event.get("to_do", total))
+                self.outcomes[event["outcome"]] = self.outcomes.get(event["outcome"], 0) + 1
                 progress(int(event["done"]), total, f"{event['outcome']}: {Path(event['path']).name}")
             elif event.get("event") == "summary":
                 summary = event
@@ -246,6 +287,30 @@ def _read_events(stream: IO[str] | None, events: queue.Queue[dict | None]) -> No
                 with contextlib.suppress(ValueError):
                     events.put(json.loads(line))
     events.put(None)
+
+
+# Never opened when chosen or dropped: /proc/kmsg is a "regular" file whose read blocks until the kernel
+# logs something (it froze the app), and files under /sys are not media either.
+SYSTEM_FOLDERS = ("/proc", "/sys")
+
+
+def special_file_problem(path: str, folder_ok: bool = False) -> str | None:
+    """Why a chosen or dropped `path` must not be opened, or None for a regular file (or a folder, with
+    `folder_ok`). Stats only, never opens: a FIFO blocks whoever opens it, a device can be endless, and a
+    /proc file can block its reader; each is refused with a message instead."""
+    real = os.path.realpath(path)  # lstat and readlink only
+    for root in SYSTEM_FOLDERS:
+        if real == root or real.startswith(root + "/"):
+            return f"{path}: a system file under {root}, not media; not opened"
+    try:
+        info = os.stat(real)
+    except OSError as error:
+        return f"{path}: {error.strerror or error}"
+    if stat.S_ISDIR(info.st_mode):
+        return None if folder_ok else f"{path}: is a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path}: not a regular file (a device, pipe or socket); not opened"
+    return None
 
 
 def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndarray:

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from viml.desktop import backend, workers
 from viml.desktop.audition import AuditionEngine, NowPlaying, matched_gain, stored_loudness
 from viml.desktop.excerpts import Excerpt, ExcerptRequest, ExcerptService
-from viml.desktop.library import LibraryPanel
+from viml.desktop.library import LibraryPanel, OwnDragGuard, scan_summary_text
 from viml.desktop.player import ClipPlayer
 from viml.desktop.results import (
     WHOLE_FILE_KEY,
@@ -74,6 +74,9 @@ class MainWindow(QMainWindow):
         self.library_task: workers.Task | None = None
         self.library_again = False
         self.library_seen, self.library_refreshed = -1, 0.0
+        self.scan_problems: dict[str, str] = {}  # music folder -> why its last scan could not run
+        self.scan_summaries: dict[str, dict] = {}  # music folder -> its last finished scan's summary
+        self.pending_removals: list[str] = []  # folders to forget once their running scan has stopped
 
         self.library = LibraryPanel(self)
         self.player = ClipPlayer(self)
@@ -131,6 +134,9 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
         self.library.addFolderRequested.connect(self.choose_music_folder)
+        self.library.removeFolderRequested.connect(self.remove_music_folder)
+        self.library.rescanFolderRequested.connect(lambda folder: self.scan([folder]))
+        self.drop_guard = OwnDragGuard(self)  # the app's own drags are never drops into the library
         self.library.scanRequested.connect(self.scan_all)
         self.library.pauseRequested.connect(self.pause_scan)
         self.library.cancelRequested.connect(self.cancel_scan)
@@ -254,11 +260,14 @@ class MainWindow(QMainWindow):
         self.bundle_info = info
         self.bundle_label.setText(info.label)
         self.bundle_label.setToolTip(f"{info.label}\n{info.description}")
+        self.library.set_problem("bundle", None)
 
     def _bundle_failed(self, message: str) -> None:
         self.bundle_info = None
         self.bundle_label.setText("Bundle: none")
         self.bundle_label.setToolTip(message)
+        # A standing line beside the library's: the status bar's next message would hide it at once.
+        self.library.set_problem("bundle", f"No suggestions until a model bundle opens: {message}")
 
     # -- library and scanning ---------------------------------------------------------------------
     def refresh_library(self) -> None:
@@ -270,12 +279,22 @@ class MainWindow(QMainWindow):
         self.library_again = False
         catalog_file = backend.catalog_path(self.settings.catalog)
         folders = self.settings.music_folders
-        task = workers.Task(lambda token: self.library_reader.read(catalog_file, folders))
+        reasons = self.unscanned_reasons()
+        task = workers.Task(lambda token: self.library_reader.read(catalog_file, folders, reasons=reasons))
         task.signals.result.connect(self.library.set_rows)
         task.signals.error.connect(self.show_message)
         task.signals.finished.connect(self._library_read)
         self.library_task = task
         workers.start(task, self.pool)
+
+    def unscanned_reasons(self) -> dict[str, str]:
+        """Why each folder's unscanned files are not analysed yet (others: backend.NOT_SCANNED)."""
+        reasons = {folder: "waiting for its scan" for folder in self.scan_queue}
+        if self.scan_process is not None:
+            reasons[self.scan_process.folder] = "being scanned"
+        for folder, problem in self.scan_problems.items():
+            reasons.setdefault(folder, f"not analysed: {problem}")
+        return reasons
 
     def _library_read(self) -> None:
         self.library_task = None
@@ -297,12 +316,51 @@ class MainWindow(QMainWindow):
 
     def add_music_folders(self, folders: list[str]) -> None:
         known = self.settings.music_folders
-        added = [os.path.abspath(f) for f in folders if os.path.abspath(f) not in known]
+        added = []
+        for folder in dict.fromkeys(os.path.abspath(f) for f in folders):
+            problem = backend.special_file_problem(folder, folder_ok=True)
+            if problem is not None:
+                self.show_message(problem)
+            elif folder not in known:
+                added.append(folder)
         self.settings.music_folders = known + added
         self.library.set_folders(self.settings.music_folders)
         self.refresh_library()
         if added:
             self.scan(added)
+
+    def remove_music_folder(self, folder: str) -> None:
+        """Forget a music folder: its tracks leave the catalog (backend.remove_folder_tracks), so the
+        library and the suggestions stop showing them. A scan of it is stopped first (it would commit
+        files after the removal)."""
+        folder = os.path.abspath(folder)
+        if folder not in self.settings.music_folders or folder in self.pending_removals:
+            return
+        self.scan_queue = [queued for queued in self.scan_queue if queued != folder]
+        if self.scan_process is not None and self.scan_process.folder == folder:
+            self.pending_removals.append(folder)
+            assert self.scan_task is not None
+            self.scan_task.token.cancel()
+            self.show_message(f"Stopping the scan of {folder} to remove it…")
+            return
+        self._forget_folder(folder)
+
+    def _forget_folder(self, folder: str) -> None:
+        remaining = [other for other in self.settings.music_folders if other != folder]
+        catalog_file = backend.catalog_path(self.settings.catalog)
+        task = workers.Task(lambda token: backend.remove_folder_tracks(catalog_file, folder, remaining))
+        task.signals.result.connect(lambda count: self._folder_forgotten(folder, count))
+        task.signals.error.connect(lambda message: self.show_message(f"{folder} not removed: {message}"))
+        workers.start(self.keep(task), self.pool)
+
+    def _folder_forgotten(self, folder: str, count: int) -> None:
+        self.settings.music_folders = [other for other in self.settings.music_folders if other != folder]
+        self.library.set_folders(self.settings.music_folders)
+        self.scan_problems.pop(folder, None)
+        self.library.set_problem(f"scan:{folder}", None)
+        self.show_message(f"Removed {folder} from the library ({count} files forgotten)")
+        self.refresh_library()
+        self.request_query()
 
     def scan_all(self) -> None:
         self.scan(self.settings.music_folders)
@@ -323,7 +381,7 @@ class MainWindow(QMainWindow):
         task = workers.Task(lambda token: process.run(token.progress, lambda: token.cancelled))
         task.signals.progress.connect(self._scan_progress)
         task.signals.result.connect(lambda summary: self._scan_finished(folder, summary))
-        task.signals.error.connect(self.show_message)
+        task.signals.error.connect(lambda message: self._scan_failed(folder, message))
         task.signals.cancelled.connect(lambda: self.show_message(f"Scan of {folder} cancelled"))
         task.signals.finished.connect(self._scan_task_done)
         self.scan_task, self.scan_process = task, process
@@ -334,14 +392,24 @@ class MainWindow(QMainWindow):
     def _scan_finished(self, folder: str, summary: dict) -> None:
         if summary.get("cancelled"):
             return
-        failed = sum(summary.get("failed", {}).values())
-        self.show_message(
-            f"Scanned {folder}: {summary.get('analysed', 0)} analysed, {summary.get('unchanged', 0)} unchanged"
-            + (f", {failed} failed" if failed else "")
-        )
+        self.scan_problems.pop(folder, None)
+        self.scan_summaries[folder] = summary
+        self.library.set_problem(f"scan:{folder}", None)
+        self.library.set_folder_note(folder, scan_summary_text(folder, summary))
+        self.show_message(scan_summary_text(folder, summary))
+
+    def _scan_failed(self, folder: str, message: str) -> None:
+        """A scan that could not run at all (e.g. the music model is not converted): said in the library
+        panel until a scan of the folder works, and as the reason of each of its unscanned files."""
+        self.scan_problems[folder] = message
+        self.library.set_problem(f"scan:{folder}", message)
+        self.show_message(message)
 
     def _scan_task_done(self) -> None:
         self.scan_task, self.scan_process = None, None
+        for folder in self.pending_removals:
+            self._forget_folder(folder)
+        self.pending_removals.clear()
         self.refresh_library()
         self.request_query()
         self._scan_next()
@@ -365,6 +433,10 @@ class MainWindow(QMainWindow):
             self.open_video(path)
 
     def open_video(self, path: str, in_point: float | None = None, out_point: float | None = None) -> None:
+        problem = backend.special_file_problem(path)  # a FIFO or /proc file would block its reader
+        if problem is not None:
+            self.show_message(problem)
+            return
         self.stop_audition()
         self.player.open(path, in_point, out_point)
         self.player.setFocus()
@@ -380,7 +452,11 @@ class MainWindow(QMainWindow):
     def open_timeline(self, path: str) -> None:
         from viml.desktop.dialogs import pick_timeline_clip
 
-        pick_timeline_clip(self, path)
+        problem = backend.special_file_problem(path)  # OTIO's reader would block the whole process on it
+        if problem is not None:
+            self.show_message(problem)
+            return
+        pick_timeline_clip(self, path)  # read in a worker
 
     # -- queries ----------------------------------------------------------------------------------
     def query_parameters(self) -> dict:
@@ -706,38 +782,60 @@ class MainWindow(QMainWindow):
 
     # -- drag and drop in -------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        # A suggestion dragged from the results and let go over the window is not a drop onto the library.
-        if event.mimeData().hasUrls() and event.source() is not self.results:
+        # A suggestion (or track) dragged in this app and let go over the window is not a drop onto the
+        # library; OwnDragGuard refuses it before any child widget sees it, this is the window's own check.
+        if event.mimeData().hasUrls() and event.source() is None:
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
+        if event.source() is not None:
+            event.ignore()
+            return
         paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
         self.open_dropped(paths)
         event.acceptProposedAction()
 
     def open_dropped(self, paths: list[str]) -> None:
-        """Videos open as the clip, timelines open the clip picker, music files/folders join the library."""
+        """Videos open as the clip, timelines open the clip picker, music files/folders join the library.
+
+        Decided from names and stats only (nothing is read here, on the GUI thread); the app's own
+        excerpts and files already under a music folder add nothing, and devices, pipes and /proc files
+        are refused unopened."""
         from viml.engine.media.extensions import AUDIO_EXTENSIONS
 
         music_folders: list[str] = []
         for path in paths:
             suffix = Path(path).suffix.lower()
-            if self.excerpts.cache.contains(path):
+            problem = backend.special_file_problem(path, folder_ok=True)
+            if problem is not None:
+                self.show_message(problem)
+            elif self.excerpts.cache.contains(path):
                 self.show_message(
                     f"{Path(path).name}: an excerpt this app rendered, not added to the library"
                 )
-            elif os.path.isdir(path):
-                music_folders.append(path)
+            elif os.path.isdir(path) or suffix in AUDIO_EXTENSIONS:
+                folder = path if os.path.isdir(path) else str(Path(path).parent)
+                holder = self.library_folder_of(folder)
+                if holder is not None:
+                    self.show_message(f"{Path(path).name} is already in the library (in {holder})")
+                else:
+                    music_folders.append(folder)
             elif suffix in VIDEO_EXTENSIONS:
                 self.open_video(path)
             elif suffix in TIMELINE_EXTENSIONS:
                 self.open_timeline(path)
-            elif suffix in AUDIO_EXTENSIONS:
-                music_folders.append(str(Path(path).parent))
             else:
                 self.show_message(f"{path}: not a video, timeline, music file or folder")
         if music_folders:
             self.add_music_folders(sorted(set(music_folders)))
+
+    def library_folder_of(self, path: str) -> str | None:
+        """The music folder `path` is (or lies under), if any."""
+        path = os.path.abspath(path)
+        for folder in self.settings.music_folders:
+            if path == folder or path.startswith(folder.rstrip(os.sep) + os.sep):
+                return folder
+        return None
 
     # -- idle / closing ---------------------------------------------------------------------------
     def is_idle(self) -> bool:
