@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from viml.engine.music.rhythm.analysis import RhythmAnalyzer
     from viml.engine.music.rhythm.types import Rhythm
     from viml.engine.music.runtime import MusicModel
+    from viml.engine.music.waveform import Waveform
     from viml.engine.runtime.bundle import RuntimeBundle
 
 DEFAULT_ANALYZER = "viml.catalog.analysis:load_music_model"
@@ -69,6 +70,8 @@ class MusicModelAnalyzer:
     which spec analysed it. With a rhythm analyzer (the converted BeatNet), the same decode also measures
     beats, sections and loudness (`rhythm_id` names that analysis)."""
 
+    waveforms = True  # every analysis also builds the track's waveform from its decode
+
     def __init__(self, model: MusicModel, spec: AnalysisSpec, rhythm: RhythmAnalyzer | None = None) -> None:
         self.model = model
         self.spec = spec
@@ -78,31 +81,31 @@ class MusicModelAnalyzer:
 
     def analyze_file(self, path: str) -> MusicSegments:
         from viml.engine.music.rhythm.analysis import RHYTHM_SAMPLE_RATE
+        from viml.engine.music.waveform import WaveformBuilder
 
         spec = self.spec
         stream = self.rhythm.stream() if self.rhythm else None
+        # The same decode also builds the waveform (at the rhythm's rate, with or without the rhythm, so a
+        # waveform is the same whichever analysis ran alongside).
+        waveform = WaveformBuilder(RHYTHM_SAMPLE_RATE)
+        consumers = [waveform.push] + ([stream.push] if stream else [])
+
+        def push(block) -> None:
+            for consumer in consumers:
+                consumer(block)
+
         music = self.model.analyze_file(
             path,
             segment_seconds=spec.segment_seconds,
             min_fraction=spec.min_segment_fraction,
             refuse_silence=True,
-            also=(RHYTHM_SAMPLE_RATE, stream.push) if stream else None,
+            also=(RHYTHM_SAMPLE_RATE, push),
         )
+        music = replace(music, waveform=waveform.finish())
         if stream is None:
             return music
         rhythm = stream.finish(music.embeddings, music.starts)
         return replace(music, rhythm=rhythm, rhythm_id=self.rhythm_id)
-
-    def analyze_rhythm(self, path: str, embeddings, segment_starts) -> Rhythm:
-        """Only the rhythm of a file whose music analysis is stored (its segment embeddings given)."""
-        from viml.engine.media import iter_audio
-        from viml.engine.music.rhythm.analysis import RHYTHM_SAMPLE_RATE
-
-        assert self.rhythm is not None
-        stream = self.rhythm.stream()
-        for block in iter_audio(path, RHYTHM_SAMPLE_RATE):
-            stream.push(block)
-        return stream.finish(embeddings, segment_starts)
 
 
 def usable_cores() -> int:
@@ -159,6 +162,12 @@ def expected_rhythm_id(spec: str = DEFAULT_ANALYZER) -> str | None:
     if spec != DEFAULT_ANALYZER:
         return getattr(load_analyzer(spec), "rhythm_id", None)
     return _unless_off_or_missing(RhythmAnalyzer.installed_id)
+
+
+def expected_waveforms(spec: str = DEFAULT_ANALYZER) -> bool:
+    """Whether the scan's analyzer builds waveforms (`waveforms = True`; the product's own does): only
+    then are catalogued tracks without one measured again, so a scan with another analyzer stays put."""
+    return spec == DEFAULT_ANALYZER or bool(getattr(load_analyzer(spec), "waveforms", False))
 
 
 T = TypeVar("T")
@@ -269,24 +278,47 @@ def analyze(analyzer: Analyzer, fp: Fingerprint) -> MusicSegments | FileFailure:
 
 
 @dataclass
-class RhythmJob:
-    """Measure only the rhythm of a file whose music analysis is stored (a catalog from before the beat
-    model): its segment embeddings come along for the sections."""
+class MeasureJob:
+    """Measure what an analysed file's stored analysis lacks, from one decode and without the music model:
+    its rhythm (a catalog from before the beat model; its segment embeddings come along for the sections)
+    and/or its waveform (a catalog from before waveforms)."""
 
     fp: Fingerprint
     embeddings: object  # float32 [S, D]
     segment_starts: object  # float64 [S]
+    rhythm: bool = True
+    waveform: bool = True
 
     @property
     def path(self) -> str:
         return self.fp.path
 
 
-def analyze_rhythm(analyzer: Analyzer, job: RhythmJob) -> Rhythm | FileFailure:
+@dataclass
+class Measured:
+    rhythm: Rhythm | None  # None: not asked for
+    waveform: Waveform | None
+
+
+def measure(analyzer: Analyzer, job: MeasureJob) -> Measured | FileFailure:
+    """Decode the file once at the rhythm's rate, feeding the rhythm analysis (the analyzer's `rhythm`,
+    when the job asks for it) and the waveform builder."""
+    from viml.engine.media import iter_audio
+    from viml.engine.music.rhythm.analysis import RHYTHM_SAMPLE_RATE
+    from viml.engine.music.waveform import WaveformBuilder
+
     try:
-        return analyzer.analyze_rhythm(job.fp.path, job.embeddings, job.segment_starts)  # type: ignore[attr-defined]
+        stream = analyzer.rhythm.stream() if job.rhythm else None  # type: ignore[attr-defined]
+        builder = WaveformBuilder(RHYTHM_SAMPLE_RATE) if job.waveform else None
+        for block in iter_audio(job.fp.path, RHYTHM_SAMPLE_RATE):
+            if stream is not None:
+                stream.push(block)
+            if builder is not None:
+                builder.push(block)
+        rhythm = stream.finish(job.embeddings, job.segment_starts) if stream is not None else None
+        return Measured(rhythm, builder.finish() if builder is not None else None)
     except Exception as error:
-        return _failure(job.fp, error, "rhythm analysis")
+        return _failure(job.fp, error, "rhythm analysis" if job.rhythm else "waveform")
 
 
 def _failure(fp: Fingerprint, error: Exception, what: str) -> FileFailure:
@@ -343,6 +375,6 @@ def worker_analyze(fp: Fingerprint) -> MusicSegments | FileFailure:
     return analyze(_worker_analyzer, fp)
 
 
-def worker_rhythm(job: RhythmJob) -> Rhythm | FileFailure:
+def worker_measure(job: MeasureJob) -> Measured | FileFailure:
     assert _worker_analyzer is not None, "worker_init was not run"
-    return analyze_rhythm(_worker_analyzer, job)
+    return measure(_worker_analyzer, job)

@@ -73,6 +73,8 @@ class ScanSummary:
     rhythm: str | None = None  # the rhythm analysis (beats, sections, loudness) it added; None: none
     rhythm_measured: int = 0  # analysed files whose rhythm was measured only (their analysis was current)
     rhythm_failed: int = 0  # files whose rhythm could not be measured (their music analysis stands)
+    waveforms_measured: int = 0  # analysed files whose waveform was measured only (from before waveforms)
+    waveforms_failed: int = 0  # files whose waveform could not be measured (the next scan tries again)
     audio_seconds: float = 0.0
     seconds: float = 0.0
     skipped: Counter = field(default_factory=Counter)  # reason -> count (not audio, loops)
@@ -94,6 +96,8 @@ class ScanSummary:
             "rhythm": self.rhythm,
             "rhythm_measured": self.rhythm_measured,
             "rhythm_failed": self.rhythm_failed,
+            "waveforms_measured": self.waveforms_measured,
+            "waveforms_failed": self.waveforms_failed,
             "audio_seconds": round(self.audio_seconds, 3),
             "seconds": round(self.seconds, 3),
             "skipped": dict(self.skipped),
@@ -220,6 +224,10 @@ def _scan(
     summary.rhythm = rhythm_id
     # Analysed tracks the rhythm analysis has not measured: fingerprinted again, then only measured.
     unmeasured = catalog.tracks_without_rhythm(summary.root, rhythm_id) if rhythm_id else {}
+    # ... and the same for tracks without a waveform (one decode measures both).
+    unwaved = (
+        catalog.tracks_without_waveform(summary.root) if analysis.expected_waveforms(analyzer_spec) else {}
+    )
     old_words = catalog.tracks_with_old_words(summary.root)  # tags read by an older reader: read again
     seen_keys = set()
     todo: list[str] = []
@@ -229,7 +237,8 @@ def _scan(
         seen_keys.add(key)
         before = known.get(key)
         unchanged = info is not None and before is not None and (info.st_size, info.st_mtime_ns) == before[:2]
-        if unchanged and key not in stale and not (key in unmeasured and before and before[2] is None):
+        measure = key in unmeasured or key in unwaved
+        if unchanged and key not in stale and not (measure and before and before[2] is None):
             assert before is not None
             if before[2] is None:
                 summary.unchanged += 1
@@ -275,6 +284,7 @@ def _scan(
                 on_event,
                 set(unmeasured.values()),
                 ray,
+                set(unwaved.values()),
             )
         status = "done"
     finally:
@@ -311,10 +321,12 @@ def _process(
     on_event: EventSink = _ignore,
     unmeasured: set[str] | None = None,
     ray: str | None = None,
+    unwaved: set[str] | None = None,
 ) -> None:
     from tqdm import tqdm
 
-    unmeasured = unmeasured or set()
+    unmeasured = unmeasured or set()  # content hashes without the scan's rhythm
+    unwaved = unwaved or set()  # ... without a waveform
 
     executor: _InlineExecutor | _Pool | RayExecutor
     if ray is not None:  # same driver loop; the analyses run on the cluster's actors
@@ -365,15 +377,20 @@ def _process(
             for future in executor.wait():
                 stage, payload = pending.pop(future)
                 result = future.result()
-                if stage == "rhythm":
-                    # The file itself is done (touched or linked); only its rhythm was still measured.
-                    job: analysis.RhythmJob = payload  # type: ignore[assignment]
+                if stage == "measure":
+                    # The file itself is done (touched or linked); only its rhythm and/or waveform were
+                    # still measured. A failure leaves them missing: the next scan tries again.
+                    job: analysis.MeasureJob = payload  # type: ignore[assignment]
                     if isinstance(result, FileFailure):
-                        summary.rhythm_failed += 1
+                        summary.rhythm_failed += job.rhythm
+                        summary.waveforms_failed += job.waveform
                     else:
-                        catalog.write_rhythm(job.fp.hash, analyzer.rhythm_id, result)  # type: ignore[attr-defined]
-                        summary.rhythm_measured += 1
-                    unmeasured.discard(job.fp.hash)
+                        if result.rhythm is not None:
+                            catalog.write_rhythm(job.fp.hash, analyzer.rhythm_id, result.rhythm)  # type: ignore[attr-defined]
+                            summary.rhythm_measured += 1
+                        if result.waveform is not None:
+                            catalog.write_waveform(job.fp.hash, result.waveform)
+                            summary.waveforms_measured += 1
                     continue
                 if isinstance(result, FileFailure):
                     fail(result)
@@ -383,16 +400,22 @@ def _process(
                     outcome = _route(catalog, result, analyzer.id, redo, summary, waiting, pending, executor)
                     if outcome is not None:
                         done_with(result.path, outcome)
-                        if result.hash in unmeasured and getattr(analyzer, "rhythm_id", None):
+                        rhythm = result.hash in unmeasured and bool(getattr(analyzer, "rhythm_id", None))
+                        waveform = result.hash in unwaved
+                        if rhythm or waveform:
                             unmeasured.discard(result.hash)  # one measurement per content
+                            unwaved.discard(result.hash)
                             stored = catalog.music_segments(result.hash)
-                            job = analysis.RhythmJob(result, stored.embeddings, stored.starts)
-                            pending[executor.submit(analysis.worker_rhythm, job)] = ("rhythm", job)
+                            job = analysis.MeasureJob(
+                                result, stored.embeddings, stored.starts, rhythm, waveform
+                            )
+                            pending[executor.submit(analysis.worker_measure, job)] = ("measure", job)
                 else:
                     fp: Fingerprint = payload  # type: ignore[assignment]
                     music: MusicSegments = result
                     catalog.write_analysis(fp, analyzer.id, music, summary.run)
                     unmeasured.discard(fp.hash)
+                    unwaved.discard(fp.hash)
                     summary.analysed += 1
                     if fp.hash in redo:
                         summary.reanalysed += 1
@@ -441,7 +464,7 @@ Task = Callable[..., object]
 
 
 def _path_of(argument: object) -> str:
-    return argument.path if isinstance(argument, (Fingerprint, analysis.RhythmJob)) else str(argument)
+    return argument.path if isinstance(argument, (Fingerprint, analysis.MeasureJob)) else str(argument)
 
 
 class _InFlight:

@@ -23,6 +23,8 @@ Tables
 - `rhythm` (v6): per content, the rhythm analysis (engine/music/rhythm): measured tempo and its
   confidence, beats per bar, beat times with their bar positions, section starts, integrated loudness
   and the short-term loudness curve, with the id of the analysis that measured them.
+- `waveforms` (v8): per content, the waveform the desktop draws: peak and RMS level per 40 ms as
+  one-byte dB codes (engine/music/waveform.py); ranking never reads it (no generation trigger).
 - `catalog_state` (v3): a random catalog id and a generation that triggers bump on every write to tracks,
   contents, segments or retrieval; the cached segment matrix (matrix_cache.py) is keyed by both.
 """
@@ -230,6 +232,16 @@ MIGRATIONS: list[list[Step]] = [
             SELECT u.path, (SELECT t.hash FROM tracks t WHERE t.path = u.path), 'track', u.used_at, u.note
             FROM used_tracks u""",
         "DROP TABLE used_tracks",
+    ],
+    # version 8: each content's waveform for display (engine/music/waveform.py), built from the scan's own
+    # decode; contents analysed before it have no row until the next scan measures it (no music model)
+    [
+        """CREATE TABLE waveforms (
+            hash TEXT PRIMARY KEY REFERENCES contents(hash) ON DELETE CASCADE,
+            rate REAL NOT NULL,
+            peak BLOB NOT NULL,
+            rms BLOB NOT NULL
+        ) WITHOUT ROWID""",
     ],
 ]
 

@@ -23,6 +23,7 @@ from viml.core.errors import UserFacingError
 from viml.core.paths import viml_home
 from viml.engine.music.rhythm.types import Beats, Rhythm
 from viml.engine.music.types import MusicSegments
+from viml.engine.music.waveform import Waveform
 
 
 def default_catalog_path() -> Path:
@@ -305,6 +306,15 @@ class Catalog:
         )
         return dict(rows.fetchall())
 
+    def tracks_without_waveform(self, folder_prefix: str) -> dict[str, str]:
+        """path -> content hash of analysed tracks under a folder whose content has no stored waveform."""
+        rows = self.connection.execute(
+            "SELECT t.path, t.hash FROM tracks t LEFT JOIN waveforms w ON w.hash = t.hash "
+            "WHERE w.hash IS NULL AND (t.path = ? OR t.path LIKE ? ESCAPE '\\')",
+            (folder_prefix, _like_prefix(folder_prefix)),
+        )
+        return dict(rows.fetchall())
+
     def analysed_otherwise(self, analyzer: str) -> int:
         """How many catalogued tracks were analysed under another spec than `analyzer`."""
         return self.connection.execute(
@@ -370,6 +380,8 @@ class Catalog:
             if music.rhythm is not None and music.rhythm_id:
                 # (without one, a stored rhythm stays: it depends on the audio, which is the same)
                 self._write_rhythm(c, fingerprint.hash, music.rhythm_id, music.rhythm)
+            if music.waveform is not None:  # (likewise: an analyzer that builds none keeps the stored one)
+                self._write_waveform(c, fingerprint.hash, music.waveform)
             self._upsert_track(c, fingerprint, run)
 
     def write_rhythm(self, content_hash: str, analyzer: str, rhythm: Rhythm) -> None:
@@ -446,6 +458,38 @@ class Catalog:
             "SELECT hash, tempo, tempo_confidence FROM rhythm WHERE tempo IS NOT NULL"
         )
         return {h: (tempo, confidence) for h, tempo, confidence in rows}
+
+    def write_waveform(self, content_hash: str, waveform: Waveform) -> None:
+        """The waveform of an analysed content, measured on its own (a catalog from before waveforms)."""
+        with self.transaction() as c:
+            self._write_waveform(c, content_hash, waveform)
+
+    def _write_waveform(self, c: sqlite3.Connection, content_hash: str, waveform: Waveform) -> None:
+        c.execute(
+            "INSERT OR REPLACE INTO waveforms VALUES (?, ?, ?, ?)",
+            (
+                content_hash,
+                float(waveform.rate),
+                np.ascontiguousarray(waveform.peak, np.uint8).tobytes(),
+                np.ascontiguousarray(waveform.rms, np.uint8).tobytes(),
+            ),
+        )
+
+    def waveforms(self, hashes: Iterable[str]) -> dict[str, Waveform]:
+        """content hash -> its stored waveform (absent: none stored yet)."""
+        wanted = sorted(set(hashes))
+        found: dict[str, Waveform] = {}
+        for first in range(0, len(wanted), 500):
+            chunk = wanted[first : first + 500]
+            rows = self.connection.execute(
+                f"SELECT hash, rate, peak, rms FROM waveforms WHERE hash IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for content_hash, rate, peak, rms in rows:
+                found[content_hash] = Waveform(
+                    rate, np.frombuffer(peak, np.uint8).copy(), np.frombuffer(rms, np.uint8).copy()
+                )
+        return found
 
     def link_track(self, fingerprint: Fingerprint, run: int) -> None:
         """A new or moved file whose content is already analysed: no decode, just a track row."""

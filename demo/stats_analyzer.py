@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 from viml.core.errors import MediaError
 from viml.engine.music.types import MusicSegments
+from viml.engine.music.waveform import waveform_of
 from viml.engine.segments import segment_bounds
 
 SAMPLE_RATE = 16000
@@ -25,9 +27,11 @@ TAGS = ["loud", "quiet", "bright", "dark", "bassy", "busy"]
 
 class StatsAnalyzer:
     id = "stats-v1"
+    waveforms = True  # like the music model's analysis, it builds each file's waveform from its decode
 
     def analyze_file(self, path: str) -> MusicSegments:
-        return self.analyze(decode_mono(path), SAMPLE_RATE)
+        audio = decode_mono(path)
+        return replace(self.analyze(audio, SAMPLE_RATE), waveform=waveform_of(audio, SAMPLE_RATE))
 
     def analyze(self, audio: np.ndarray, sample_rate: int) -> MusicSegments:
         duration = len(audio) / sample_rate

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from viml.engine.music.rhythm.types import Rhythm
+from viml.engine.music.waveform import Waveform
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class MusicSegments:
     # the rhythm analysis; None otherwise.
     rhythm: Rhythm | None = None
     rhythm_id: str | None = None
+    # The waveform for display (peak and RMS per 40 ms) when the analysis built it from its decode.
+    waveform: Waveform | None = None
 
     def __post_init__(self) -> None:
         count = len(self.starts)
