@@ -242,8 +242,9 @@ class LibraryPanel(QWidget):
         self.folder_list = QListWidget(self)
         self.folder_list.setSelectionMode(QAbstractItemView.SingleSelection)
         self.folder_list.setTextElideMode(Qt.ElideMiddle)  # a long path keeps its start and its name
+        self.folder_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # elided, whole in the tooltip
+        self.folder_list.setUniformItemSizes(True)
         self.folder_list.setSizeAdjustPolicy(QListWidget.AdjustIgnored)
-        self.folder_list.setMaximumHeight(self.fontMetrics().height() * 4 + 12)
         self.folders = QLabel(self)  # shown instead of the list while there are no folders
         self.folders.setObjectName("hint")
         self.folders.setWordWrap(True)
@@ -353,6 +354,10 @@ class LibraryPanel(QWidget):
                 item.setSelected(True)
         if folders and self.selected_folder() is None:
             self.folder_list.item(0).setSelected(True)
+        # As tall as its folders, up to four (then it scrolls): the track list keeps the room.
+        shown = min(max(len(folders), 1), 4)
+        row = self.folder_list.sizeHintForRow(0) if folders else self.fontMetrics().height() + 4
+        self.folder_list.setFixedHeight(shown * row + 2 * self.folder_list.frameWidth() + 2)
         self.folders.setText("Music folders: none yet — add one")
         self.folders.setVisible(not folders)
         self.folder_list.setVisible(bool(folders))
@@ -425,11 +430,20 @@ class LibraryPanel(QWidget):
     def _state_chosen(self, label: str) -> None:
         state = STATE_FILTERS.get(label)
         self.proxy.set_state(state)
-        # Failed, unscanned and missing files have no tags or duration worth a column: their reason instead.
+        # Failed, unscanned and missing files have no tags or duration worth a column: their reason instead,
+        # which then takes the room the track's name takes otherwise.
         problem = state in ("new", "failed", "missing")
         self.table.setColumnHidden(1, problem)
         self.table.setColumnHidden(2, problem)
+        self.table.setColumnHidden(3, state is not None)  # one state shown: the filter says which
         self.table.setColumnHidden(LibraryModel.REASON_COLUMN, not problem)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.Interactive if problem else QHeaderView.Stretch)
+        header.setSectionResizeMode(
+            LibraryModel.REASON_COLUMN, QHeaderView.Stretch if problem else QHeaderView.Interactive
+        )
+        if problem:
+            self.table.setColumnWidth(0, max(self.table.viewport().width() // 3, 80))
 
     def set_rows(self, rows: list[LibraryRow]) -> None:
         """Show a fresh read of the library (only the rows that differ are touched)."""

@@ -267,7 +267,7 @@ class MainWindow(QMainWindow):
         self.bundle_label.setText("Bundle: none")
         self.bundle_label.setToolTip(message)
         # A standing line beside the library's: the status bar's next message would hide it at once.
-        self.library.set_problem("bundle", f"No suggestions until a model bundle opens: {message}")
+        self.library.set_problem("bundle", f"No suggestions: {message}")
 
     # -- library and scanning ---------------------------------------------------------------------
     def refresh_library(self) -> None:
@@ -402,7 +402,8 @@ class MainWindow(QMainWindow):
         """A scan that could not run at all (e.g. the music model is not converted): said in the library
         panel until a scan of the folder works, and as the reason of each of its unscanned files."""
         self.scan_problems[folder] = message
-        self.library.set_problem(f"scan:{folder}", message)
+        reason = message.removeprefix(f"scan of {folder} failed: ")
+        self.library.set_problem(f"scan:{folder}", f"{Path(folder).name} not scanned: {reason}")
         self.show_message(message)
 
     def _scan_task_done(self) -> None:
