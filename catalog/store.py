@@ -645,6 +645,20 @@ class Catalog:
             rows = self.connection.execute(f"{select} WHERE w.path IN ({marks})", sorted(wanted))
         return {path: words.as_text(row) for path, *row in rows}
 
+    def track_fields(self, paths: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+        """path -> the file-tag fields stored with its words (field -> values, e.g. {"key": ["Am"]});
+        paths that are not catalogued are left out."""
+        wanted = sorted({path_key(path) for path in paths})
+        found: dict[str, dict[str, list[str]]] = {}
+        for first in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[first : first + 500]
+            marks = ",".join("?" * len(chunk))
+            for path, fields in self.connection.execute(
+                f"SELECT path, fields FROM track_words WHERE path IN ({marks})", chunk
+            ):
+                found[path] = json.loads(fields)
+        return found
+
     def _write_descriptors(self, c: sqlite3.Connection, content_hash: str, music: MusicSegments) -> None:
         """A content's measured descriptors (engine/music/descriptors.py): one float32 [S] blob per name."""
         c.execute("DELETE FROM descriptors WHERE hash = ?", (content_hash,))

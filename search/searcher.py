@@ -49,7 +49,7 @@ class SuggestRequest:
     start: float = 0.0  # clip in point, seconds
     end: float | None = None  # clip out point (None: DEFAULT_CLIP_SECONDS after the in point)
     prompt: str | None = None
-    influence: float = 0.5  # 0: the picture alone, 1: the prompt alone
+    influence: float = 0.5  # 0: the picture alone, 1: the prompt alone (`prompt_share`, search/query.py)
     filters: Filters = field(default_factory=Filters)
     top: int = 10
     mention_weight: float = 0.0  # boost for concepts the prompt merely mentions (prompt_terms.py)
@@ -108,6 +108,16 @@ class SuggestRequest:
     def clip_seconds(self) -> float | None:
         return self.clip_end - self.start if self.video is not None else None
 
+    @property
+    def prompt_share(self) -> float:
+        """How much the prompt counts: `influence` with both a clip and a prompt, 1 for a prompt alone, 0
+        for a clip alone. At 0 the prompt is not read at all (no embedding, terms or words), at 1 the
+        picture is not (the ranking is the prompt-only search's; the clip still sets the parts' length);
+        in between the terms' tag bias and the words' weights count this much (search/query.py)."""
+        if self.prompt is None:
+            return 0.0
+        return 1.0 if self.video is None else float(self.influence)
+
 
 @dataclass
 class Suggestion:
@@ -134,6 +144,7 @@ class Suggestion:
     loudness: float | None = None  # integrated loudness, LUFS, when measured
     downbeats: list[float] = field(default_factory=list)  # measured downbeats within [start, end), seconds
     fitted: str | None = None  # the fitted excerpt written for it (`viml suggest --fit`), when asked
+    key: str | None = None  # the file's musical key tag ("Am", "8A"), when it has one (never estimated)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -238,21 +249,25 @@ class Searcher:
         check = checkpoint or (lambda: None)
         self.prepare(progress=progress, checkpoint=checkpoint)
         check()
+        # The influence's ends leave one side out entirely (SuggestRequest.prompt_share).
+        share = request.prompt_share
+        prompt = request.prompt if share > 0 else None
+        video = request.video if share < 1 else None
         # Weights and negations go through the tags; the rest is embedded.
-        terms = parse_prompt(request.prompt if request.prompt_terms else None)
-        text = (terms.text if request.prompt_terms else request.prompt) if request.embed_prompt else None
+        terms = parse_prompt(prompt if request.prompt_terms else None)
+        text = (terms.text if request.prompt_terms else prompt) if request.embed_prompt else None
         query = None
-        if request.video is not None or text:
+        if video is not None or text:
             assert self.bundle is not None  # self.space checked it
             query = encode_query(
-                self.bundle, request.video, request.start, request.clip_end if request.video else None,
-                text or None, request.influence,
+                self.bundle, video, request.start, request.clip_end if video else None, text or None,
+                request.influence,
             )  # fmt: skip
         check()
         suggestions = self.rank(
             query,
             clip_seconds=request.clip_seconds,
-            prompt=request.prompt,
+            prompt=prompt,
             terms=terms,
             filters=request.filters,
             top=request.top,
@@ -294,6 +309,9 @@ class Searcher:
         if terms is not None and terms.has_terms(mention_weight):
             columns, names = self._term_columns(table, request)
             bias = terms.segment_bias(columns, names, mention_weight)
+            share = request.prompt_share if request is not None else 1.0
+            if bias is not None and share < 1.0:
+                bias = bias * np.float32(share)  # the prompt counts this much against the picture
         if query is None:
             if bias is None:
                 raise UserFacingError("the prompt has nothing to search for")
@@ -304,7 +322,7 @@ class Searcher:
                 f"the query has {query.shape[1]} dimensions but the catalog's embeddings have "
                 f"{table.embeddings.shape[1]}: was the catalog embedded with another bundle?"
             )
-        keep = (filters or Filters()).keep(table, self.catalog)
+        keep = (filters or Filters()).keep(table, self.catalog, lambda: self._tag_matrix(table))
         # Big libraries: exact scores on the segment index's candidate tracks only (search/candidates.py).
         fused_words = (
             words_text if request is not None and request.words_weight + request.meaning_weight else None
@@ -334,6 +352,9 @@ class Searcher:
             suggestion.score = round(float(ranking[index]), 6)
             suggestion.matched_words = words.matched.get(table.paths[index], []) if words else []
             found.append(suggestion)
+        fields = self.catalog.track_fields([s.path for s in found])
+        for suggestion in found:
+            suggestion.key = next(iter(fields.get(suggestion.path, {}).get("key", ())), None)
         return found
 
     def _place(self, table: TrackTable, index: int, query: np.ndarray, bias: np.ndarray | None) -> Placement:
@@ -428,9 +449,10 @@ class Searcher:
         if not words.has_words.any():
             return sound, words  # nothing to fuse: exactly the sound's order
         full_text, meaning = words.evidence(request.meaning_floor)
+        share = request.prompt_share  # the words speak for the prompt: they count as much as it does
         signals = [
-            Signal("words", full_text, request.words_weight),
-            Signal("meaning", meaning, request.meaning_weight),
+            Signal("words", full_text, request.words_weight * share),
+            Signal("meaning", meaning, request.meaning_weight * share),
         ]
         mask = keep if keep is not None else np.ones(len(sound), bool)
         return fuse(sound, signals, request.sound_weight, mask), words

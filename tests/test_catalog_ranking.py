@@ -99,9 +99,8 @@ def test_zero_shot_query_mixes_picture_and_prompt_by_influence():
     assert picture.shape == (2, 3)
     np.testing.assert_allclose(zero_shot_query(None, prompt), [[0, 0, 1]])
     np.testing.assert_allclose(zero_shot_query(frames, prompt, influence=0.0), picture, atol=1e-6)
-    np.testing.assert_allclose(
-        zero_shot_query(frames, prompt, influence=1.0), [[0, 0, 1], [0, 0, 1]], atol=1e-6
-    )
+    # Text only: the prompt's one row, the query of the prompt alone (tests/test_influence.py).
+    np.testing.assert_allclose(zero_shot_query(frames, prompt, influence=1.0), [[0, 0, 1]], atol=1e-6)
     half = zero_shot_query(frames, prompt, influence=0.5)
     assert np.all(half[:, 2] > 0.5) and np.all(half[:, 2] < 0.9)
     with pytest.raises(ValueError):

@@ -49,12 +49,13 @@ class FiltersIn(Strict):
     folder: str | None = Field(None, max_length=4096, description="only tracks under this folder")
     exclude: list[str] = Field(default_factory=list, max_length=1000, description="tracks to leave out")
     exclude_used: bool = Field(False, description="leave out tracks marked used")
+    vocals: bool | None = Field(None, description="true: tracks with vocals only; false: instrumental only")
 
     def filters(self) -> Filters:
         return Filters(
             min_duration=self.min_duration, max_duration=self.max_duration, genre=self.genre,
             min_bpm=self.min_bpm, max_bpm=self.max_bpm, folder=self.folder, exclude=set(self.exclude),
-            exclude_used=self.exclude_used,
+            exclude_used=self.exclude_used, vocals=self.vocals,
         )  # fmt: skip
 
 
@@ -64,7 +65,10 @@ class SearchIn(Strict):
     start: float = Field(0.0, description="clip in point, seconds")
     end: float | None = Field(None, description="clip out point, seconds (default: 30 s after in)")
     prompt: str | None = Field(None, max_length=2000, description="what the music should be like")
-    influence: float = Field(0.5, description="0: the picture alone .. 1: the prompt alone")
+    influence: float = Field(
+        0.5,
+        description="0: the picture alone (the prompt is ignored) .. 1: the prompt alone (its own ranking)",
+    )
     top: int = Field(10, ge=1, le=200, description="how many tracks")
     filters: FiltersIn = Field(default_factory=FiltersIn)
     sound_weight: float = 1.0

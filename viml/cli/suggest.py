@@ -53,7 +53,21 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
         "--duration", type=parse_range, metavar="MIN-MAX", help="track length in seconds, e.g. 60-240"
     )
     group.add_argument("--genre", help="file-tag genre contains this text (case-insensitive)")
-    group.add_argument("--bpm", type=parse_range, metavar="MIN-MAX", help="file-tag BPM range, e.g. 90-120")
+    group.add_argument(
+        "--bpm", type=parse_range, metavar="MIN-MAX",
+        help="BPM range, e.g. 90-120: the file's BPM tag, else the measured tempo (or half/double it)",
+    )  # fmt: skip
+    voice = group.add_mutually_exclusive_group()
+    voice.add_argument(
+        "--vocals",
+        dest="vocals",
+        action="store_const",
+        const=True,
+        help="only tracks with vocals (a quarter of their segments sung, by the taggers)",
+    )
+    voice.add_argument(
+        "--instrumental", dest="vocals", action="store_const", const=False, help="only instrumental tracks"
+    )
     group.add_argument("--folder", help="only tracks under this folder")
     group.add_argument(
         "--exclude", action="append", default=[], metavar="TRACK", help="leave out this track (repeatable)"
@@ -70,7 +84,7 @@ def filters_from(args: argparse.Namespace) -> Filters:
     bpm = args.bpm or (None, None)
     return Filters(
         min_duration=duration[0], max_duration=duration[1], genre=args.genre, min_bpm=bpm[0], max_bpm=bpm[1],
-        folder=args.folder, exclude=set(args.exclude), exclude_used=args.exclude_used,
+        folder=args.folder, exclude=set(args.exclude), exclude_used=args.exclude_used, vocals=args.vocals,
     )  # fmt: skip
 
 
@@ -115,7 +129,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt", help="what the music should be like, in words")
     parser.add_argument(
         "--influence", type=fraction, default=0.5, metavar="W",
-        help="how much the prompt counts against the picture, 0..1 (default 0.5)",
+        help="how much the prompt counts against the picture, 0..1 (default 0.5): 0 ignores the prompt, "
+        "1 ranks exactly as the prompt alone (the clip then only sets the parts' length)",
     )  # fmt: skip
     signals = parser.add_argument_group(
         "signals", "how a prompt's ranking mixes the sound with the library's own words (0 turns one off)"
