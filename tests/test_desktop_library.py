@@ -187,12 +187,14 @@ def test_a_first_run_keeps_both_problems_in_sight(qtbot, tmp_path):
     panel (the status bar showed one, then the next message), and every unscanned file says why."""
     folder = music(tmp_path / "music", ["one.wav", "two.wav"])
     window = make_window(qtbot, tmp_path, analyzer=None)  # the product's music model: not converted here
+    width = window.width()
     window.add_music_folders([str(folder)])
     wait_scanned(qtbot, window)
     qtbot.waitUntil(lambda: len(window.library.problem_lines()) == 2, timeout=20000)
     problems = "\n".join(window.library.problem_lines())
     assert "music model is not converted" in problems and "viml convert-musicnn" in problems
     assert "model bundle" in problems
+    assert window.width() == width and window.minimumSizeHint().width() <= width  # lines wrap, never widen
     window.show_message("Something else")  # the status bar moves on; the panel keeps them
     assert window.library.problems.isVisible() and "not converted" in window.library.problems.text()
     qtbot.waitUntil(lambda: len(rows(window)) == 2, timeout=10000)
