@@ -12,7 +12,7 @@ section start wins: an edit that starts where a section starts sounds intended.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from viml.engine.music.rhythm.types import Rhythm
@@ -29,6 +29,9 @@ class Placement:
     bar: int | None  # 1-based bar number of the start (None without downbeats)
     on_downbeat: bool
     section_start: bool
+    # Every candidate start and its window's score: the match over the track at this finer resolution.
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False)
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0), compare=False)
 
 
 def candidate_starts(rhythm: Rhythm | None, duration: float, length: float) -> np.ndarray:
@@ -109,4 +112,4 @@ def place(
     downbeats = rhythm.beats.downbeats if rhythm is not None else np.zeros(0)
     on_downbeat = bool(len(downbeats)) and bool(np.min(np.abs(downbeats - start)) < 1e-6)
     bar = int(np.searchsorted(downbeats, start + 1e-6)) if len(downbeats) else None
-    return Placement(start, float(scores[best]), bar, on_downbeat, bool(is_section[best]))
+    return Placement(start, float(scores[best]), bar, on_downbeat, bool(is_section[best]), starts, scores)

@@ -25,7 +25,7 @@ from viml.engine.segments import DEFAULT_SEGMENT_SECONDS
 from viml.engine.vectors import normalize_rows
 from viml.search.candidates import index_scores
 from viml.search.defaults import MEANING_FLOOR, MEANING_WEIGHT, WORDS_WEIGHT
-from viml.search.explain import matched_tags
+from viml.search.explain import matched_tags, term_matches, top_tags
 from viml.search.filters import Filters
 from viml.search.fusion import Signal, fuse
 from viml.search.offsets import FINE_CANDIDATES, Placement, place
@@ -145,6 +145,18 @@ class Suggestion:
     downbeats: list[float] = field(default_factory=list)  # measured downbeats within [start, end), seconds
     fitted: str | None = None  # the fitted excerpt written for it (`viml suggest --fit`), when asked
     key: str | None = None  # the file's musical key tag ("Am", "8A"), when it has one (never estimated)
+    # Why, for the results view (search/explain.py): the track's strongest tags whatever their probability
+    # (matched_tags keeps those of the best part at or above the threshold), what each prompt term added
+    # to the best part, and what `score` is: "sound" (the best part's window score) or "fused" (the
+    # sound's z-score plus the words' evidence, search/fusion.py; `evidence` per word signal in [0, 1]).
+    top_tags: list[dict] = field(default_factory=list)
+    term_matches: list[dict] = field(default_factory=list)
+    score_kind: str = "sound"
+    evidence: dict[str, float] = field(default_factory=dict)
+    sections: list[float] = field(default_factory=list)  # measured section starts over the whole track
+    # [[start, score], ...] the finer windows' scores (downbeats, or every second) the best part was
+    # chosen from, for the best FINE_CANDIDATES tracks; empty when not refined (`curve` still holds)
+    fine_curve: list[list[float]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -345,12 +357,19 @@ class Searcher:
         chosen = top_tracks(ranking, keep, top)
         length = clip_seconds if clip_seconds is not None else self.segment_seconds * query.shape[0]
         found = []
+        # _fused hands the sound's own array back when nothing was fused.
+        evidence = (
+            words.evidence(request.meaning_floor) if ranking is not sound and words and request else None
+        )
         for rank, index in enumerate(chosen, 1):
             suggestion = self._suggestion(table, scores, index, rank, length, query.shape[0], prompt)
             self._describe_rhythm(suggestion, table, index, placements.get(index), length)
             suggestion.sound_score = round(float(sound[index]), 6)
             suggestion.score = round(float(ranking[index]), 6)
             suggestion.matched_words = words.matched.get(table.paths[index], []) if words else []
+            self._explain(
+                suggestion, table, index, placements.get(index), terms, mention_weight, request, evidence
+            )
             found.append(suggestion)
         fields = self.catalog.track_fields([s.path for s in found])
         for suggestion in found:
@@ -379,11 +398,48 @@ class Searcher:
             rhythms[content_hash] = self.catalog.rhythm(content_hash)
         return rhythms[content_hash]
 
+    def _explain(
+        self,
+        suggestion: Suggestion,
+        table: TrackTable,
+        index: int,
+        placed: Placement | None,
+        terms: PromptTerms | None,
+        mention_weight: float,
+        request: SuggestRequest | None,
+        evidence: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        """The suggestion's "why" fields (see Suggestion) for the track at `index`."""
+        if placed is not None and len(placed.starts):
+            suggestion.fine_curve = [
+                [round(float(t), 3), round(float(v), 5)]
+                for t, v in zip(placed.starts, placed.scores, strict=True)
+            ]
+        if evidence is not None:
+            suggestion.score_kind = "fused"
+            suggestion.evidence = {"words": round(float(evidence[0][index]), 4),
+                                   "meaning": round(float(evidence[1][index]), 4)}  # fmt: skip
+        if terms is None or not terms.has_terms(mention_weight):
+            return
+        columns, names = self._term_columns(table, request)
+        first, count = int(table.starts[index]), int(table.counts[index])
+        starts = table.segment_starts[first : first + count]
+        inside = np.flatnonzero(
+            (starts < suggestion.end) & (starts + self.segment_seconds > suggestion.start)
+        )
+        matches = term_matches(terms, columns[first + inside] if len(inside) else columns[first:first + 1],
+                               names, mention_weight)  # fmt: skip
+        share = request.prompt_share if request is not None else 1.0  # as the bias was scaled in rank
+        for match in matches:
+            match["contribution"] = round(match["contribution"] * share, 5)
+        suggestion.term_matches = matches
+
     def _describe_rhythm(
         self, suggestion: Suggestion, table: TrackTable, index: int, placed: Placement | None, length: float
     ) -> None:
         rhythm = self._rhythm(table.hashes[index])
         if rhythm is not None:
+            suggestion.sections = [round(float(t), 3) for t in rhythm.sections]
             tempo = rhythm.beats.tempo
             suggestion.measured_tempo = round(float(tempo), 2) if np.isfinite(tempo) else None
             suggestion.loudness = round(float(rhythm.loudness), 2) if np.isfinite(rhythm.loudness) else None
@@ -557,4 +613,5 @@ class Searcher:
             genre=track.genre,
             bpm=track.bpm,
             duration=duration,
+            top_tags=top_tags(matrix[start_row : start_row + int(table.counts[index])], names),
         )
