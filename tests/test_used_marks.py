@@ -284,7 +284,8 @@ def test_used_in_this_edit_without_a_clip_marks_the_track_only(qtbot, edit):
 
 
 def world_copy(tmp_path: Path):
-    """service_helpers.library() with a copy of its catalog (marks must not reach other tests)."""
+    """service_helpers.library() with a copy of its catalog, without the marks other tests' placements
+    left in the shared one (test_blender_addon places a strip), so marks neither reach nor come from them."""
     from service_helpers import library
 
     lib = library()
@@ -294,6 +295,8 @@ def world_copy(tmp_path: Path):
         contextlib.closing(sqlite3.connect(target)) as copy,
     ):
         source.backup(copy)
+        copy.execute("DELETE FROM used_marks")
+        copy.commit()
     return replace(lib, catalog=target)
 
 
