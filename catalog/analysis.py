@@ -200,21 +200,28 @@ def load_music_model() -> MusicModelAnalyzer:
     # VIML_ANALYZER_THREADS: set by the scan for its workers (cores // workers) or by the user; a process
     # analysing on its own uses every core.
     threads = int(os.environ.get("VIML_ANALYZER_THREADS", "0")) or usable_cores()
-    rhythm = load_rhythm(threads)
     folder = os.environ.get(BUNDLE_ENV)
     if folder:  # the bundle's own music model, verified with the rest of the bundle
-        bundle = _bundle(folder, threads)
-        if "music_model" in bundle.manifest:
-            return MusicModelAnalyzer(bundle.music_model(), bundle.analysis, rhythm)
-        # A bundle built without its music model names the converted one's files in its spec: they must
-        # be the files that are really there, or the analysis would carry another model's id.
-        if converted_spec().music_model_files != bundle.analysis.music_model_files:
-            raise UserFacingError(
-                f"bundle {bundle.name!r} was built for another conversion of the music model than the one "
-                "installed; rebuild the bundle, or scan with a bundle that includes its music model"
-            )
-        return MusicModelAnalyzer(MusicModel.load(threads=threads), bundle.analysis, rhythm)
-    return MusicModelAnalyzer(MusicModel.load(threads=threads), converted_spec(), rhythm)
+        return bundle_analyzer(_bundle(folder, threads), threads)
+    return MusicModelAnalyzer(MusicModel.load(threads=threads), converted_spec(), load_rhythm(threads))
+
+
+def bundle_analyzer(bundle: RuntimeBundle, threads: int | None = None) -> MusicModelAnalyzer:
+    """The analysis an opened bundle's catalog was scanned with (also what a search runs on a file that
+    is not catalogued, search/like.py)."""
+    from viml.engine.music.runtime import MusicModel
+
+    rhythm = load_rhythm(threads)
+    if "music_model" in bundle.manifest:
+        return MusicModelAnalyzer(bundle.music_model(), bundle.analysis, rhythm)
+    # A bundle built without its music model names the converted one's files in its spec: they must
+    # be the files that are really there, or the analysis would carry another model's id.
+    if converted_spec().music_model_files != bundle.analysis.music_model_files:
+        raise UserFacingError(
+            f"bundle {bundle.name!r} was built for another conversion of the music model than the one "
+            "installed; rebuild the bundle, or scan with a bundle that includes its music model"
+        )
+    return MusicModelAnalyzer(MusicModel.load(threads=threads), bundle.analysis, rhythm)
 
 
 def expected_analyzer_id(spec: str = DEFAULT_ANALYZER) -> str:

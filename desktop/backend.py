@@ -396,8 +396,10 @@ def suggest(
     token: Token | None = None,
     top: int = 20,
     filters: Filters | None = None,
+    like: str | None = None,
 ) -> list[Suggestion]:
-    """Ranked `results.Suggestion`s for the clip and/or prompt: `viml suggest`'s search, same request."""
+    """Ranked `results.Suggestion`s for the clip and/or prompt: `viml suggest`'s search, same request
+    (`like`: a reference PATH@OFFSET the prompt's words move, search/like.py)."""
     from viml.search import Filters, Searcher, SuggestRequest
 
     if not catalog_file.exists():
@@ -406,7 +408,7 @@ def suggest(
         raise UserFacingError(f"{video}: the clip has vanished; open it again")
     request = SuggestRequest(
         video=video, start=in_point if video else 0.0, end=out_point if video else None,
-        prompt=prompt or None, influence=influence, top=top, filters=filters or Filters(),
+        prompt=prompt or None, influence=influence, top=top, filters=filters or Filters(), like=like,
     )  # fmt: skip
     runtime = open_runtime(bundle)
 

@@ -38,6 +38,7 @@ from viml.desktop.audition import AuditionEngine, NowPlaying, matched_gain, stor
 from viml.desktop.excerpts import Excerpt, ExcerptRequest, ExcerptService
 from viml.desktop.library import LibraryPanel, OwnDragGuard, scan_summary_text
 from viml.desktop.player import ClipPlayer
+from viml.desktop.refine import Refiner
 from viml.desktop.results import (
     WHOLE_FILE_KEY,
     MatchCurveDelegate,
@@ -115,6 +116,8 @@ class MainWindow(QMainWindow):
         self.used_action.triggered.connect(self.mark_used)
         self.results.addAction(self.used_action)
         self.results.setContextMenuPolicy(Qt.ActionsContextMenu)
+        self.refine = Refiner(self)  # "More like this…": a result as the reference, moved by words
+        self.results.addAction(self.refine.action)
 
         self.query = workers.LatestOnly(debounce_ms=250, parent=self)
         self.audio_device = audio_device  # given: it wins over the Settings' output (tests, --device)
@@ -473,8 +476,8 @@ class MainWindow(QMainWindow):
         }
 
     def request_query(self, immediately: bool = False) -> None:
-        parameters = self.query_parameters()
-        if parameters["video"] is None and not parameters["prompt"]:
+        parameters = self.refine.apply(self.query_parameters())
+        if parameters["video"] is None and not parameters["prompt"] and not parameters.get("like"):
             self.query.cancel()
             self.show_results([])
             return
@@ -492,6 +495,8 @@ class MainWindow(QMainWindow):
             self.results_hint.setText("Open a video or type a prompt to get suggestions.")
         else:
             self.results_hint.setText("No suggestions.")
+        if self.refine.current is not None:  # "Like <title>: <words> — 20 tracks ..."
+            self.results_hint.setText(self.refine.hint(self.results_hint.text()))
 
     def show_query_error(self, message: str) -> None:
         self.results_model.set_suggestions([])

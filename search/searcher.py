@@ -10,14 +10,13 @@ filter (search/filters.py), and explain each result by the tags of its best wind
 from __future__ import annotations
 
 import math
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from viml.catalog.store import Catalog, TrackTable, path_key
+from viml.catalog.store import Catalog, TrackTable
 from viml.core.errors import UserFacingError
 from viml.engine.music.descriptors import descriptor_columns
 from viml.engine.music.rhythm.types import Rhythm
@@ -67,13 +66,21 @@ class SuggestRequest:
     descriptors: bool = True  # prompt terms also read the measured sound (loud, building, bright, ...)
     # The best tracks' starts refined to downbeats (finer windows than the segment grid, offsets.py)
     fine_offsets: bool = True
+    # A reference to start from, TRACK[@OFFSET] (a path, a catalogued title, any audio file); the prompt's
+    # words then move it ("calmer, no drums"): search/like.py
+    like: str | None = None
 
     def __post_init__(self) -> None:
         prompt = (self.prompt or "").strip() or None
         object.__setattr__(self, "prompt", prompt)
         object.__setattr__(self, "video", self.video or None)
-        if self.video is None and prompt is None:
-            raise UserFacingError("give a video clip, a prompt, or both")
+        object.__setattr__(self, "like", (self.like or "").strip() or None)
+        if self.video is None and prompt is None and self.like is None:
+            raise UserFacingError("give a video clip, a prompt, or both (or a reference track to be like)")
+        if self.like is not None:
+            from viml.search.like import parse_like
+
+            parse_like(self.like)  # a bad @offset is refused here, for every surface
         if not (isinstance(self.influence, int | float) and 0.0 <= self.influence <= 1.0):
             raise UserFacingError(f"influence must be between 0 and 1, got {self.influence}")
         if isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1:
@@ -176,6 +183,7 @@ class SearchResult:
     bundle_name: str
     bundle_kind: str
     reads_pictures: bool
+    like: str | None = None  # the reference and its moves, for a request with `like` (search/like.py)
 
     @property
     def header(self) -> str:
@@ -183,6 +191,7 @@ class SearchResult:
         line = (
             f"bundle: {self.bundle_name} ({self.bundle_kind}{'' if self.reads_pictures else ', prompt only'})"
         )
+        line += f"; {self.like}" if self.like else ""
         described = self.terms.describe()
         return line + (f"; prompt terms: {described}" if described else "")
 
@@ -261,6 +270,10 @@ class Searcher:
         check = checkpoint or (lambda: None)
         self.prepare(progress=progress, checkpoint=checkpoint)
         check()
+        if request.like is not None:  # a reference moved by words: its own ranking (search/like.py)
+            from viml.search.like import suggest_like
+
+            return suggest_like(self, request, check)
         # The influence's ends leave one side out entirely (SuggestRequest.prompt_share).
         share = request.prompt_share
         prompt = request.prompt if share > 0 else None
@@ -521,57 +534,11 @@ class Searcher:
         filters: Filters | None = None,
         top: int = 10,
     ) -> tuple[list[Suggestion], list[SegmentHit]]:
-        """Tracks and single segments most like a reference track (or a part of it), in music-model space.
+        """Tracks and single segments most like a catalogued track (or a part of it), in the music model's
+        space centred on the library's mean: the like-only case of search/like.py."""
+        from viml.search.like import similar
 
-        The catalog's mean embedding is subtracted first: music-model features share a large common
-        component, and without centring every track looks alike (cosines all near 1).
-        """
-        table = self.catalog.load_tracks(None)
-        key = path_key(os.path.abspath(reference))
-        if key not in table.paths:
-            raise UserFacingError(f"{reference} is not in the catalog; scan its folder first")
-        index = table.paths.index(key)
-        rows = slice(int(table.starts[index]), int(table.starts[index] + table.counts[index]))
-        centred = normalize_rows(table.embeddings - table.embeddings.mean(axis=0))
-        times = table.segment_starts[rows]
-        seconds = self.segment_seconds
-        chosen = np.ones(len(times), bool)
-        if start is not None:
-            chosen &= times + seconds > start
-        if end is not None:
-            chosen &= times < end
-        if not chosen.any():
-            raise UserFacingError(f"{reference} has no segment between {start} and {end} s")
-        reference_rows = centred[rows][chosen]
-        # A part of the track is matched as a sequence; the whole track as its average sound.
-        part = start is not None or end is not None
-        query = normalize_rows(reference_rows if part else reference_rows.mean(axis=0, keepdims=True))
-        same = {table.paths[i] for i, h in enumerate(table.hashes) if h == table.hashes[index]}
-        centred_table = TrackTable(
-            table.paths, table.hashes, table.starts, table.counts, table.segment_starts, centred, table.tracks
-        )
-        keep = (filters or Filters()).keep(table, self.catalog)
-        keep = np.array([p not in same for p in table.paths]) & (keep if keep is not None else True)
-        scores = window_scores(centred, table.starts, table.counts, query)
-        length = (
-            float(times[chosen][-1]) - float(times[chosen][0]) + seconds if query.shape[0] > 1 else seconds
-        )
-        tracks = [
-            self._suggestion(centred_table, scores, i, r, length, query.shape[0], None)
-            for r, i in enumerate(top_tracks(scores.best, keep, top), 1)
-        ]
-        # Single best segments anywhere (several may come from one track): "this part sounds like that part".
-        segment_scores = centred @ query.mean(axis=0)
-        owner = np.repeat(np.arange(len(table.paths)), table.counts)
-        segment_scores[~keep[owner]] = -np.inf
-        hits = [
-            SegmentHit(
-                table.paths[owner[r]], float(table.segment_starts[r]), round(float(segment_scores[r]), 6)
-            )
-            for r in np.argsort(-segment_scores)[:top]
-            if np.isfinite(segment_scores[r])
-        ]
-        return tracks, hits
+        return similar(self, reference, start, end, filters, top)
 
     def _suggestion(
         self,

@@ -75,12 +75,18 @@ class SearchIn(Strict):
     words_weight: float = WORDS_WEIGHT
     meaning_weight: float = MEANING_WEIGHT
     pooling: str = Field("best", description=f"one of {', '.join(POOLINGS)}")
+    like: str | None = Field(
+        None, max_length=4200,
+        description="a catalogued track to start from, PATH[@OFFSET] (seconds or m:ss: its part from there); "
+        "the prompt's words move it: calmer, slower, brighter, without drums ...",
+    )  # fmt: skip
 
     def request(self, video: str | None) -> SuggestRequest:
         return SuggestRequest(
             video=video, start=self.start, end=self.end, prompt=self.prompt, influence=self.influence,
             filters=self.filters.filters(), top=self.top, sound_weight=self.sound_weight,
             words_weight=self.words_weight, meaning_weight=self.meaning_weight, pooling=self.pooling,
+            like=self.like,
         )  # fmt: skip
 
 

@@ -132,6 +132,10 @@ class Work:
     def suggest(self, request: SuggestRequest) -> SearchResult:
         deadline = self.deadline()
         with self.searcher(deadline) as searcher:
+            if request.like is not None:  # only a catalogued track: no other file is read for a request
+                from viml.search.like import parse_like
+
+                self._catalogued(searcher.catalog, parse_like(request.like).track)
             return searcher.suggest(request, checkpoint=deadline.check)
 
     def similar(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,13 +22,13 @@ non_negative = number(0.0)
 
 
 def parse_time(text: str) -> float:
-    """Seconds from '75', '75.5', '1:15', '01:01:15.5'."""
-    if not re.fullmatch(r"\d+(\.\d+)?|(\d+:){1,2}\d+(\.\d+)?", text.strip()):
-        raise argparse.ArgumentTypeError(f"bad time {text!r}: use seconds (75.5) or [h:]m:s (1:15.5)")
-    seconds = 0.0
-    for part in text.strip().split(":"):
-        seconds = seconds * 60 + float(part)
-    return seconds
+    """Seconds from '75', '75.5', '1:15', '01:01:15.5' (search/like.py reads TRACK@OFFSET the same way)."""
+    from viml.search.like import parse_seconds
+
+    try:
+        return parse_seconds(text)
+    except UserFacingError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_range(text: str) -> tuple[float | None, float | None]:
@@ -128,6 +127,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--prompt", help="what the music should be like, in words")
     parser.add_argument(
+        "--like", metavar="TRACK[@OFFSET]",
+        help="start from this track (a path, a catalogued title, or any audio file; @OFFSET in seconds or "
+        "m:ss: its part from there) and let --prompt move it: calmer, slower, brighter, without drums ...",
+    )  # fmt: skip
+    parser.add_argument(
         "--influence", type=fraction, default=0.5, metavar="W",
         help="how much the prompt counts against the picture, 0..1 (default 0.5): 0 ignores the prompt, "
         "1 ranks exactly as the prompt alone (the clip then only sets the parts' length)",
@@ -189,6 +193,7 @@ def request_from(args: argparse.Namespace) -> SuggestRequest:
         video=args.video, start=args.start, end=args.end, prompt=args.prompt, influence=args.influence,
         filters=filters_from(args), top=args.top, sound_weight=args.sound_weight,
         words_weight=args.words_weight, meaning_weight=args.meaning_weight, pooling=args.pooling,
+        like=args.like,
     )  # fmt: skip
 
 
