@@ -428,10 +428,9 @@ def suggest(
 
 def suggestion_row(item: SearchSuggestion) -> Suggestion:
     """The results list's row for one search suggestion."""
-    title = " – ".join(part for part in (item.artist, item.title) if part) or Path(item.path).name
     return Suggestion(
         path=item.path,
-        title=title,
+        title=item.title or Path(item.path).name,  # the artist has a column of its own
         score=item.score,
         offset=item.start,
         length=item.end - item.start,
@@ -441,6 +440,11 @@ def suggestion_row(item: SearchSuggestion) -> Suggestion:
         + tuple(f"{w['word']} ({w['field']})" for w in item.matched_words[:2]),
         curve=np.asarray(item.curve, np.float32),
         curve_step=item.segment_seconds,
+        rank=item.rank,
+        artist=item.artist or "",
+        bpm=item.bpm,
+        measured_bpm=item.measured_tempo,
+        key=item.key or "",
     )
 
 
@@ -496,16 +500,36 @@ def write_timeline_file(
     return path
 
 
-def timeline_clips(path: str) -> list[tuple[str, str, float, float]]:
-    """(name, media path, in, out) of every video clip with a local file in an OTIO/EDL timeline."""
+def _read_timeline(path: str):
+    """An OTIO/EDL/XML timeline as an OpenTimelineIO object, or a clear error."""
     try:
         import opentimelineio as otio
     except ImportError as error:
         raise BackendMissingError(f"opening timelines needs opentimelineio: {error}") from error
     try:
-        timeline = otio.adapters.read_from_file(path)
+        return otio.adapters.read_from_file(path)
     except Exception as error:
         raise UserFacingError(f"{path}: cannot read this timeline ({error})") from error
+
+
+def timeline_music(path: str) -> list[str]:
+    """The local files on a timeline's audio tracks: the music already in this edit ("Not used in this
+    edit" leaves it out)."""
+    timeline = _read_timeline(path)  # held: its tracks go with it
+    found: dict[str, None] = {}
+    for track in timeline.tracks:
+        if track.kind != "Audio":
+            continue
+        for clip in track.find_clips():
+            url = getattr(clip.media_reference, "target_url", None)
+            if url:
+                found[os.path.abspath(file_url_to_path(url))] = None
+    return list(found)
+
+
+def timeline_clips(path: str) -> list[tuple[str, str, float, float]]:
+    """(name, media path, in, out) of every video clip with a local file in an OTIO/EDL timeline."""
+    timeline = _read_timeline(path)
     clips = []
     for clip in timeline.find_clips():
         reference = clip.media_reference

@@ -278,7 +278,7 @@ def pick_timeline_clip(window, path: str) -> None:
         label, ok = QInputDialog.getItem(window, "Pick a clip", "Clip from the timeline:", labels, 0, False)
         if ok:
             name, media, start, end = clips[labels.index(label)]
-            window.open_video(media, start, end)
+            window.open_video(media, start, end, timeline=path)
 
     task = workers.Task(lambda token: backend.timeline_clips(path))
     task.signals.result.connect(chosen, Qt.QueuedConnection)

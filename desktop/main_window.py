@@ -23,12 +23,9 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QPushButton,
-    QSlider,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -39,6 +36,7 @@ from viml.desktop.excerpts import Excerpt, ExcerptRequest, ExcerptService
 from viml.desktop.library import LibraryPanel, OwnDragGuard, scan_summary_text
 from viml.desktop.player import ClipPlayer
 from viml.desktop.refine import Refiner
+from viml.desktop.result_columns import ResultColumns
 from viml.desktop.results import (
     WHOLE_FILE_KEY,
     MatchCurveDelegate,
@@ -47,6 +45,7 @@ from viml.desktop.results import (
     Suggestion,
     file_mime_data,
 )
+from viml.desktop.search_bar import EXAMPLE_PROMPTS, SearchBar  # noqa: F401 (EXAMPLE_PROMPTS: was here)
 from viml.desktop.settings import AppSettings
 from viml.desktop.style import STYLESHEET, eliding_label
 
@@ -55,7 +54,6 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".mxf"}
 TIMELINE_EXTENSIONS = {".otio", ".edl", ".xml", ".fcpxml"}
 LIBRARY_REFRESH_SECONDS = 1.0
-EXAMPLE_PROMPTS = ("calm piano", "energetic rock with drums", "dreamy electronic", "sad strings")
 
 
 class MainWindow(QMainWindow):
@@ -81,10 +79,10 @@ class MainWindow(QMainWindow):
 
         self.library = LibraryPanel(self)
         self.player = ClipPlayer(self)
-        self.prompt = QLineEdit(self, placeholderText="Describe the music (optional), e.g. calm piano")
-        self.prompt.setClearButtonEnabled(True)
-        self.influence = QSlider(Qt.Horizontal, self, minimum=0, maximum=100, value=50)
-        self.influence.setToolTip("How much the prompt counts against the picture")
+        self.search_bar = SearchBar(settings, self)  # prompt, influence, examples, filters
+        self.prompt, self.influence = self.search_bar.prompt, self.search_bar.influence
+        self.timeline_music: set[str] = set()  # the music of the timeline the clip came from
+        self.timeline_source: str | None = None
         self.results_model = ResultsModel(self)
         self.results = ResultsView(self)
         self.results.setModel(self.results_model)
@@ -98,12 +96,12 @@ class MainWindow(QMainWindow):
         self.results.setWordWrap(False)
         self.results.verticalHeader().setDefaultSectionSize(30)
         header = self.results.horizontalHeader()
-        for column, mode in enumerate((QHeaderView.ResizeToContents,) * 4 + (QHeaderView.Interactive,)):
-            header.setSectionResizeMode(column, mode)
-        header.setSectionResizeMode(1, QHeaderView.Stretch)
-        header.setSectionResizeMode(ResultsModel.CURVE_COLUMN, QHeaderView.Fixed)
-        self.results.setColumnWidth(4, 150)
-        self.results.setColumnWidth(ResultsModel.CURVE_COLUMN, 180)
+        # Text columns sized to their content, the title readable (the table scrolls when narrow).
+        self.result_columns = ResultColumns(
+            self.results, ResultsModel.TRACK_COLUMN, ResultsModel.TAGS_COLUMN, ResultsModel.CURVE_COLUMN, 180
+        )
+        header.setSortIndicator(0, Qt.AscendingOrder)  # by rank until a header is clicked
+        self.results.setSortingEnabled(True)
         self.results_hint = eliding_label(self)
         self.audition_button = QPushButton("Audition", self)
         self.stop_button = QPushButton("Stop", self)
@@ -145,8 +143,7 @@ class MainWindow(QMainWindow):
         self.library.cancelRequested.connect(self.cancel_scan)
         self.player.rangeChanged.connect(lambda *_: self.request_query())
         self.player.failed.connect(self.show_message)
-        self.prompt.textChanged.connect(lambda *_: self.request_query())
-        self.influence.valueChanged.connect(lambda *_: self.request_query())
+        self.search_bar.changed.connect(lambda: self.request_query())
         self.query.result.connect(self.show_results)
         self.query.error.connect(self.show_query_error)
         self.query.busy.connect(lambda busy: busy and self.results_hint.setText("Searching…"))
@@ -178,20 +175,6 @@ class MainWindow(QMainWindow):
 
     # -- layout -----------------------------------------------------------------------------------
     def _build_layout(self, *result_buttons: QPushButton) -> None:
-        examples = QHBoxLayout()
-        examples.addWidget(QLabel("Try:", self))
-        for text in EXAMPLE_PROMPTS:
-            button = QPushButton(text, self)
-            button.setFlat(True)
-            button.setCursor(Qt.PointingHandCursor)
-            button.clicked.connect(lambda _checked=False, t=text: self.prompt.setText(t))
-            examples.addWidget(button)
-        examples.addStretch(1)
-        influence = QHBoxLayout()
-        influence.addWidget(QLabel("Video", self))
-        influence.addWidget(self.influence, 1)
-        influence.addWidget(QLabel("Text", self))
-
         buttons = QHBoxLayout()
         buttons.addWidget(self.results_hint, 1)
         for button in (self.audition_button, self.stop_button, *result_buttons):
@@ -201,9 +184,7 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(centre)
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.player, 3)
-        column.addWidget(self.prompt)
-        column.addLayout(influence)
-        column.addLayout(examples)
+        column.addWidget(self.search_bar)
         column.addWidget(QLabel("<b>Suggestions</b> — drag one into your editor", self))
         column.addWidget(self.results, 2)
         column.addLayout(buttons)
@@ -436,12 +417,20 @@ class MainWindow(QMainWindow):
         if path:
             self.open_video(path)
 
-    def open_video(self, path: str, in_point: float | None = None, out_point: float | None = None) -> None:
+    def open_video(
+        self,
+        path: str,
+        in_point: float | None = None,
+        out_point: float | None = None,
+        timeline: str | None = None,
+    ) -> None:
+        """Open a clip; `timeline`: the timeline it came from, whose music "Not used in this edit" leaves out."""
         problem = backend.special_file_problem(path)  # a FIFO or /proc file would block its reader
         if problem is not None:
             self.show_message(problem)
             return
         self.stop_audition()
+        self.read_timeline_music(timeline)
         self.player.open(path, in_point, out_point)
         self.player.setFocus()
         self.show_message(f"Opened {path} — set in/out with I and O")
@@ -462,6 +451,24 @@ class MainWindow(QMainWindow):
             return
         pick_timeline_clip(self, path)  # read in a worker
 
+    def read_timeline_music(self, timeline: str | None) -> None:
+        """The music files already on the clip's timeline (none without one), read in the background."""
+        self.timeline_music, self.timeline_source = set(), timeline
+        if timeline is None:
+            return
+
+        def read(music: list[str]) -> None:
+            if self.timeline_source != timeline:
+                return  # another clip was opened since
+            self.timeline_music = set(music)
+            if music and self.search_bar.not_used.isChecked():
+                self.request_query()
+
+        task = workers.Task(lambda token: backend.timeline_music(timeline))
+        task.signals.result.connect(read)
+        task.signals.error.connect(self.show_message)
+        workers.start(self.keep(task), self.pool)
+
     # -- queries ----------------------------------------------------------------------------------
     def query_parameters(self) -> dict:
         video = str(self.player.path) if self.player.path else None
@@ -473,6 +480,7 @@ class MainWindow(QMainWindow):
             "out_point": self.player.out_point,
             "prompt": self.prompt.text().strip(),
             "influence": self.influence.value() / 100.0,
+            "filters": self.search_bar.filters(exclude=self.timeline_music),
         }
 
     def request_query(self, immediately: bool = False) -> None:
@@ -493,6 +501,8 @@ class MainWindow(QMainWindow):
             self.results_hint.setText(f"{len(suggestions)} tracks — Enter or double-click to audition")
         elif self.player.path is None and not self.prompt.text().strip():
             self.results_hint.setText("Open a video or type a prompt to get suggestions.")
+        elif self.search_bar.filtering():
+            self.results_hint.setText("No suggestions match the filters.")
         else:
             self.results_hint.setText("No suggestions.")
         if self.refine.current is not None:  # "Like <title>: <words> — 20 tracks ..."

@@ -9,7 +9,7 @@ synchronously from the mouse move, so the excerpt cannot be waited for there wit
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QColor, QDrag, QFontMetrics, QGuiApplication, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView
-from viml.desktop.style import ACCENT, CURVE, format_time
+from viml.desktop.style import ACCENT, CURVE, format_duration, format_time
 from viml.desktop.table_model import RowsTableModel
 
 # Held when a drag starts, it carries the whole file instead of the excerpt: each platform's *copy*
@@ -50,6 +50,18 @@ class Suggestion:
     tags: tuple[str, ...] = ()
     curve: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # score per offset
     curve_step: float = 10.0  # seconds between curve points (one segment)
+    rank: int = 0  # 1 = the best match (the "#" column, whatever the table is sorted by)
+    artist: str = ""
+    bpm: float | None = None  # the file's BPM tag
+    measured_bpm: float | None = None  # the tempo the rhythm analysis measured
+    key: str = ""  # the file's key tag ("Am", "8A"); "" when it has none (never guessed)
+
+    @property
+    def bpm_text(self) -> str:
+        """The file's BPM, else the measured tempo marked "≈", else ""."""
+        if self.bpm:
+            return f"{self.bpm:g}"
+        return f"≈{self.measured_bpm:.0f}" if self.measured_bpm else ""
 
 
 def file_mime_data(paths: list[str]) -> QMimeData:
@@ -62,18 +74,80 @@ def file_mime_data(paths: list[str]) -> QMimeData:
 
 
 class ResultsModel(RowsTableModel):
-    COLUMNS = ("#", "Track", "Score", "Best part", "Tags", "Match over the track")
-    CURVE_COLUMN = 5
+    """The ranked suggestions; sortable by any text column (the "#" column keeps each one's rank)."""
+
+    # The picture early: a narrow window scrolls the details (BPM, key, length, score, part, tags) first.
+    COLUMNS = ("#", "Track", "Artist", "Match over the track", "BPM", "Key", "Length", "Score", "Best part",
+               "Tags")  # fmt: skip
+    TRACK_COLUMN, TAGS_COLUMN = COLUMNS.index("Track"), COLUMNS.index("Tags")
+    CURVE_COLUMN = COLUMNS.index("Match over the track")  # painted by a delegate, no text
+    NUMBER_COLUMNS = tuple(map(COLUMNS.index, ("#", "BPM", "Length", "Score")))  # right-aligned
     SuggestionRole = Qt.UserRole + 1
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[Suggestion] = []
+        self._sort: tuple[int, Qt.SortOrder] | None = None
+
+    @classmethod
+    def display(cls, item: Suggestion) -> tuple[str | None, ...]:
+        """Each column's text, in COLUMNS order (None: the picture column)."""
+        text = {
+            "#": str(item.rank),
+            "Track": item.title,
+            "Artist": item.artist,
+            "BPM": item.bpm_text,
+            "Key": item.key,
+            "Length": format_duration(item.duration),
+            "Score": f"{item.score:.3f}",
+            "Best part": f"{format_time(item.offset)} – {format_time(item.offset + item.length)}",
+            "Tags": ", ".join(item.tags),
+        }
+        return tuple(text.get(name) for name in cls.COLUMNS)
 
     def set_suggestions(self, suggestions: list[Suggestion]) -> None:
         self.beginResetModel()
-        self.rows = list(suggestions)
+        self.rows = [item if item.rank else replace(item, rank=i) for i, item in enumerate(suggestions, 1)]
+        self._sort_rows()
         self.endResetModel()
+
+    @classmethod
+    def _sort_value(cls, column: int):
+        """What a column sorts by: numbers as numbers, text case-insensitively; None: unknown or empty."""
+        numbers = {  # column -> the number it shows
+            "#": lambda s: s.rank,
+            "BPM": lambda s: s.bpm or s.measured_bpm,
+            "Length": lambda s: s.duration,
+            "Score": lambda s: -s.score,  # ascending = best first, like the ranking
+            "Best part": lambda s: s.offset,
+        }
+        if cls.COLUMNS[column] in numbers:
+            number = numbers[cls.COLUMNS[column]]
+            return lambda s: number(s) if number(s) is not None and number(s) == number(s) else None
+        return lambda s: (ResultsModel.display(s)[column] or "").lower() or None
+
+    def _sort_rows(self) -> None:
+        """Sort by the chosen column, ties by rank; unknown or empty values last in either order."""
+        if self._sort is None:
+            return
+        column, order = self._sort
+        value = self._sort_value(column)
+        known = sorted((item for item in self.rows if value(item) is not None), key=lambda s: s.rank)
+        unknown = sorted((item for item in self.rows if value(item) is None), key=lambda s: s.rank)
+        known.sort(key=value, reverse=order == Qt.DescendingOrder)  # stable: ties stay by rank
+        self.rows = known + unknown
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.AscendingOrder) -> None:
+        if not 0 <= column < len(self.COLUMNS) or column == self.CURVE_COLUMN:
+            return
+        self.layoutAboutToBeChanged.emit()
+        old = self.persistentIndexList()
+        before = [id(item) for item in self.rows]
+        self._sort = (column, order)
+        self._sort_rows()
+        after = {id(item): row for row, item in enumerate(self.rows)}
+        self.changePersistentIndexList(old, [self.index(after[before[i.row()]], i.column()) for i in old])
+        self.layoutChanged.emit()
 
     def suggestion(self, row: int) -> Suggestion:
         return self.rows[row]
@@ -86,20 +160,13 @@ class ResultsModel(RowsTableModel):
         if role == self.SuggestionRole:
             return item
         if role == Qt.DisplayRole:
-            return (
-                str(index.row() + 1),
-                item.title,
-                f"{item.score:.3f}",
-                f"{format_time(item.offset)} – {format_time(item.offset + item.length)}",
-                ", ".join(item.tags),
-                None,
-            )[column]
+            return self.display(item)[column]
         if role == Qt.ToolTipRole:
             return (
                 f"{item.path}\nDrag into your editor: the part, fitted to the clip's length "
                 f"({WHOLE_FILE_KEY}+drag: the whole file). Double-click to audition it with the clip."
             )
-        if role == Qt.TextAlignmentRole and column in (0, 2):
+        if role == Qt.TextAlignmentRole and column in self.NUMBER_COLUMNS:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
 

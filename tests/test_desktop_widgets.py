@@ -91,7 +91,7 @@ def test_results_drag_out_is_file_urls(qtbot, tmp_path):
     model = ResultsModel()
     model.set_suggestions([_suggestion(str(songs[0]), 0.9), _suggestion(str(songs[1]), 0.5)])
     assert model.rowCount() == 2
-    assert model.data(model.index(0, 3)) == "0:10.0 – 0:15.0"
+    assert model.data(model.index(0, ResultsModel.COLUMNS.index("Best part"))) == "0:10.0 – 0:15.0"
     assert model.flags(model.index(0, 1)) & Qt.ItemIsDragEnabled
     data = model.mimeData([model.index(1, 1), model.index(1, 2), model.index(0, 0)])
     assert "text/uri-list" in data.formats()
