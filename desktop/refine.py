@@ -67,6 +67,8 @@ class Refiner(QObject):
             f"{suggestion.path}@{suggestion.offset:.3f}", suggestion.title, words.strip(),
             self.window.prompt.text().strip(),
         )  # fmt: skip
+        # The hint beside the result buttons may be elided in a narrow window: the status bar says it too.
+        self.window.show_message(f"{self.current.hint} (edit the prompt to search on your own again)")
         self.window.request_query(immediately=True)
 
     def apply(self, parameters: dict) -> dict:
