@@ -26,10 +26,12 @@ import numpy as np
 from viml.catalog.store import Catalog
 from viml.core.errors import UserFacingError
 from viml.desktop.results import Suggestion
+from viml.desktop.why import Why, row_tags
 from viml.engine.tags import strongest
 
 if TYPE_CHECKING:
     from viml.desktop.workers import Token
+    from viml.engine.music.waveform import Waveform
     from viml.engine.runtime.bundle import RuntimeBundle
     from viml.search import Filters
     from viml.search import Suggestion as SearchSuggestion
@@ -423,11 +425,29 @@ def suggest(
     checkpoint()
     with Catalog(catalog_file) as catalog:
         found = Searcher(catalog, runtime).suggest(request, checkpoint=checkpoint).suggestions
-    return [suggestion_row(item) for item in found]
+        waveforms = stored_waveforms(catalog, [item.path for item in found])
+    from viml.desktop.waveform import prepare
+
+    clip = request.clip_seconds
+    # The cells are drawn here, on the query's worker thread, not when the GUI shows them.
+    return prepare([suggestion_row(item, clip, waveforms.get(item.path)) for item in found])
 
 
-def suggestion_row(item: SearchSuggestion) -> Suggestion:
-    """The results list's row for one search suggestion."""
+def stored_waveforms(catalog: Catalog, paths: list[str]) -> dict[str, Waveform]:
+    """path -> the waveform the scan stored for its content (read here, off the GUI thread; absent for a
+    track the scan has not measured yet)."""
+    hashes = {path: track.hash for path in paths if (track := catalog.track(path)) is not None}
+    stored = catalog.waveforms(hashes.values())
+    return {path: stored[content] for path, content in hashes.items() if content in stored}
+
+
+def suggestion_row(
+    item: SearchSuggestion, clip_length: float | None = None, waveform: Waveform | None = None
+) -> Suggestion:
+    """The results list's row for one search suggestion (with the clip's in–out length and the track's
+    stored waveform for its cell)."""
+    why = Why.of(item)
+    tags, weak = row_tags(why)
     return Suggestion(
         path=item.path,
         title=item.title or Path(item.path).name,  # the artist has a column of its own
@@ -435,9 +455,10 @@ def suggestion_row(item: SearchSuggestion) -> Suggestion:
         offset=item.start,
         length=item.end - item.start,
         duration=item.duration or (item.start + item.segment_seconds * max(len(item.curve), 1)),
-        # Why this track: its best part's tags, then the library's words that matched (field in brackets).
-        tags=tuple(tag["tag"] for tag in item.matched_tags[:4])
-        + tuple(f"{w['word']} ({w['field']})" for w in item.matched_words[:2]),
+        # Why this track: its best part's tags (else the track's strongest, greyed), then the library's
+        # words that matched (field in brackets).
+        tags=tags + tuple(f"{w['word']} ({w['field']})" for w in item.matched_words[:2]),
+        weak_tags=weak,
         curve=np.asarray(item.curve, np.float32),
         curve_step=item.segment_seconds,
         rank=item.rank,
@@ -445,6 +466,12 @@ def suggestion_row(item: SearchSuggestion) -> Suggestion:
         bpm=item.bpm,
         measured_bpm=item.measured_tempo,
         key=item.key or "",
+        clip_length=clip_length,
+        waveform=waveform,
+        fine_curve=np.asarray(item.fine_curve, np.float64).reshape(-1, 2),
+        downbeats=tuple(item.downbeats),
+        sections=tuple(item.sections),
+        why=why,
     )
 
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from viml.desktop import backend, workers
+from viml.desktop import backend, waveform, workers
 from viml.desktop.audition import AuditionEngine, NowPlaying, matched_gain, stored_loudness
 from viml.desktop.excerpts import Excerpt, ExcerptRequest, ExcerptService
 from viml.desktop.library import LibraryPanel, OwnDragGuard, scan_summary_text
@@ -39,7 +39,6 @@ from viml.desktop.refine import Refiner
 from viml.desktop.result_columns import ResultColumns
 from viml.desktop.results import (
     WHOLE_FILE_KEY,
-    MatchCurveDelegate,
     ResultsModel,
     ResultsView,
     Suggestion,
@@ -48,6 +47,7 @@ from viml.desktop.results import (
 from viml.desktop.search_bar import EXAMPLE_PROMPTS, SearchBar  # noqa: F401 (EXAMPLE_PROMPTS: was here)
 from viml.desktop.settings import AppSettings
 from viml.desktop.style import STYLESHEET, eliding_label
+from viml.desktop.waveform import WaveformDelegate
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.results_model = ResultsModel(self)
         self.results = ResultsView(self)
         self.results.setModel(self.results_model)
-        self.results.setItemDelegateForColumn(ResultsModel.CURVE_COLUMN, MatchCurveDelegate(self.results))
+        self.results.setItemDelegateForColumn(ResultsModel.CURVE_COLUMN, WaveformDelegate(self.results))
         self.results.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.results.setSelectionMode(QAbstractItemView.SingleSelection)
         self.results.setDragEnabled(True)
@@ -94,12 +94,13 @@ class MainWindow(QMainWindow):
         self.results.setMouseTracking(True)  # hovering a row prepares its excerpt (`entered`)
         self.results.verticalHeader().hide()
         self.results.setWordWrap(False)
-        self.results.verticalHeader().setDefaultSectionSize(30)
+        self.results.verticalHeader().setDefaultSectionSize(waveform.ROW_HEIGHT)
         header = self.results.horizontalHeader()
         # Text columns sized to their content, the title readable (the table scrolls when narrow).
         self.result_columns = ResultColumns(
-            self.results, ResultsModel.TRACK_COLUMN, ResultsModel.TAGS_COLUMN, ResultsModel.CURVE_COLUMN, 180
-        )
+            self.results, ResultsModel.TRACK_COLUMN, ResultsModel.TAGS_COLUMN, ResultsModel.CURVE_COLUMN,
+            waveform.CELL_WIDTH,
+        )  # fmt: skip
         header.setSortIndicator(0, Qt.AscendingOrder)  # by rank until a header is clicked
         self.results.setSortingEnabled(True)
         self.results_hint = eliding_label(self)

@@ -28,6 +28,9 @@ from PySide6.QtGui import QColor, QDrag, QFontMetrics, QGuiApplication, QPainter
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView
 from viml.desktop.style import ACCENT, CURVE, format_duration, format_time
 from viml.desktop.table_model import RowsTableModel
+from viml.desktop.waveform import NOW_PLAYING_ROLE, PICTURE_ROLE, RowPicture, pictures
+from viml.desktop.why import Why, why_lines
+from viml.engine.music.waveform import Waveform
 
 # Held when a drag starts, it carries the whole file instead of the excerpt: each platform's *copy*
 # modifier (Ctrl on Windows and Linux; Option on macOS, which Qt calls Alt). Results are only ever
@@ -55,6 +58,15 @@ class Suggestion:
     bpm: float | None = None  # the file's BPM tag
     measured_bpm: float | None = None  # the tempo the rhythm analysis measured
     key: str = ""  # the file's key tag ("Am", "8A"); "" when it has none (never guessed)
+    # What the "Match over the track" cell draws (desktop/waveform.py) and the tooltip says (desktop/why.py)
+    clip_length: float | None = None  # the clip's in–out, seconds (None: a prompt alone)
+    waveform: Waveform | None = None  # stored at scan time; None for a track scanned without one
+    fine_curve: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [N, 2] (start s, score)
+    downbeats: tuple[float, ...] = ()  # measured downbeats within the best part
+    sections: tuple[float, ...] = ()  # measured section starts over the whole track
+    why: Why | None = None
+    picture: RowPicture | None = None  # its cell, prepared where the results were made (waveform.prepare)
+    weak_tags: bool = False  # `tags` are the track's strongest, none of the best part's reached the threshold
 
     @property
     def bpm_text(self) -> str:
@@ -88,6 +100,8 @@ class ResultsModel(RowsTableModel):
         super().__init__(parent)
         self.rows: list[Suggestion] = []
         self._sort: tuple[int, Qt.SortOrder] | None = None
+        self._pictures: dict[int, RowPicture] = {}  # id(suggestion) -> its prepared cell
+        self._now_playing: tuple[int, float] | None = None  # (id(suggestion), seconds into the track)
 
     @classmethod
     def display(cls, item: Suggestion) -> tuple[str | None, ...]:
@@ -109,7 +123,30 @@ class ResultsModel(RowsTableModel):
         self.beginResetModel()
         self.rows = [item if item.rank else replace(item, rank=i) for i, item in enumerate(suggestions, 1)]
         self._sort_rows()
+        # Cells prepared with the results (waveform.prepare, off the GUI thread), else prepared here.
+        prepared = [item.picture for item in self.rows]
+        if any(picture is None for picture in prepared):
+            prepared = pictures(self.rows)
+        self._pictures = {id(item): picture for item, picture in zip(self.rows, prepared, strict=True)}
+        self._now_playing = None
         self.endResetModel()
+
+    def set_now_playing(self, row: int | None, music_seconds: float = 0.0) -> None:
+        """Mark `music_seconds` into the track of `row` as playing (None: nothing plays); repaints only
+        that row's waveform cell (and the one the marker leaves). It follows the track when re-sorted."""
+
+        def row_of(key: int | None) -> int | None:
+            return next((r for r, item in enumerate(self.rows) if id(item) == key), None)
+
+        before = row_of(self._now_playing[0]) if self._now_playing else None
+        playing = row is not None and 0 <= row < len(self.rows)
+        self._now_playing = (id(self.rows[row]), float(music_seconds)) if playing else None
+        for changed in {before, row if playing else None} - {None}:
+            cell = self.index(changed, self.CURVE_COLUMN)
+            self.dataChanged.emit(cell, cell, [NOW_PLAYING_ROLE])
+
+    def picture(self, row: int) -> RowPicture:
+        return self._pictures[id(self.rows[row])]
 
     @classmethod
     def _sort_value(cls, column: int):
@@ -161,11 +198,23 @@ class ResultsModel(RowsTableModel):
             return item
         if role == Qt.DisplayRole:
             return self.display(item)[column]
+        if role == PICTURE_ROLE:
+            return self._pictures.get(id(item))
+        if role == NOW_PLAYING_ROLE:
+            playing = self._now_playing
+            return playing[1] if playing is not None and playing[0] == id(item) else None
         if role == Qt.ToolTipRole:
-            return (
-                f"{item.path}\nDrag into your editor: the part, fitted to the clip's length "
-                f"({WHOLE_FILE_KEY}+drag: the whole file). Double-click to audition it with the clip."
+            return "\n".join(
+                [
+                    " – ".join(part for part in (item.artist, item.title) if part),
+                    item.path,
+                    *why_lines(item),
+                    f"Drag into your editor: the part, fitted to the clip's length ({WHOLE_FILE_KEY}+drag: "
+                    "the whole file). Double-click to audition it with the clip.",
+                ]
             )
+        if role == Qt.ForegroundRole and column == self.TAGS_COLUMN and item.weak_tags:
+            return QColor("#888888")  # the track's strongest tags, not the part's confident ones
         if role == Qt.TextAlignmentRole and column in self.NUMBER_COLUMNS:
             return int(Qt.AlignRight | Qt.AlignVCenter)
         return None

@@ -29,11 +29,18 @@ def level_codes(amplitude: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(codes, nan=0.0, neginf=0.0), 0, _CODES).astype(np.uint8)
 
 
-def code_amplitudes(codes: np.ndarray) -> np.ndarray:
-    """uint8 dB codes -> linear amplitude in [0, 1] (code 0 is silence: exactly 0)."""
-    codes = np.asarray(codes, np.float64)
+def _amplitude_table() -> np.ndarray:
+    codes = np.arange(_CODES + 1, dtype=np.float64)
     amplitude = 10.0 ** ((codes / _CODES * -FLOOR_DB + FLOOR_DB) / 20.0)
     return np.where(codes > 0, amplitude, 0.0).astype(np.float32)
+
+
+_AMPLITUDES = _amplitude_table()  # one per code: a lookup, not a power per point, when a cell is drawn
+
+
+def code_amplitudes(codes: np.ndarray) -> np.ndarray:
+    """uint8 dB codes -> linear amplitude in [0, 1] (code 0 is silence: exactly 0)."""
+    return _AMPLITUDES[np.asarray(codes, np.uint8)]
 
 
 @dataclass(frozen=True)
