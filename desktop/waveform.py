@@ -94,7 +94,8 @@ def curve_range(curves: list[np.ndarray]) -> tuple[float, float]:
 
 # The results cell as last painted (width, height, device pixel ratio): a new result list is drawn at this
 # size where it is prepared, on the query's worker thread, so neither showing it nor painting it draws.
-painted_size: tuple[int, int, float] | None = None
+# Before any paint: the column's and row's own size less the grid line (what the first list gets).
+painted_size: tuple[int, int, float] | None = (CELL_WIDTH - 1, ROW_HEIGHT - 1, 1.0)
 
 
 def pictures(items: list[Suggestion]) -> list[RowPicture]:

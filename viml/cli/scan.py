@@ -185,6 +185,12 @@ def print_summary(summary: dict, as_json: bool = False, limit: int = 20) -> None
     if summary.get("reanalysed"):
         print(f"  re-analysed {summary['reanalysed']}: analysed under another analysis spec than "
               f"{summary.get('analysis')} (or --reanalyze)")  # fmt: skip
+    measured = [(summary.get(f"{what}_measured", 0), summary.get(f"{what}_failed", 0), what)
+                for what in ("rhythm", "waveforms")]  # fmt: skip
+    if any(done or failed for done, failed, _ in measured):  # catalogued before these were measured
+        print("  measured without the music model: " + ", ".join(
+            f"{done} {what}" + (f" ({failed} failed: the next scan tries again)" if failed else "")
+            for done, failed, what in measured if done or failed))  # fmt: skip
     if summary["still_failing"]:
         print(f"  skipped {summary['still_failing']}: failed before and unchanged since")
     for kind, count in summary["failed"].items():
