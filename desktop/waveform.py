@@ -235,10 +235,11 @@ class RowPicture:
         )
         if item.clip_length is None:
             return
-        # The clip's in–out laid from where the music starts; past the music's end it shows in red.
+        # The clip's in–out laid from where the music starts; a clip longer than the music left after
+        # the part has its bracket in red and runs on, red, past the part (the track's end stops it).
         clip_end = item.offset + item.clip_length
         covered = min(clip_end, item.offset + item.length)
-        painter.setPen(QPen(QColor(CLIP), 1.0))
+        painter.setPen(QPen(QColor(OVERHANG if clip_end > covered + 0.05 else CLIP), 1.0))
         right = max(layout.x(covered), start + 2)
         bracket = [
             QPointF(start, top),
@@ -248,7 +249,6 @@ class RowPicture:
         ]
         painter.drawPolyline(QPolygonF(bracket))
         if clip_end > covered + 0.05:
-            # Drawn to the right of the part, at the clip's scale (the track's end stops the cell).
             over = min(
                 layout.width * (clip_end - covered) / self.duration, layout.left + layout.width - right
             )
