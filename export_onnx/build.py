@@ -30,6 +30,8 @@ from viml.export_onnx.graphs import DEFAULT_TOLERANCE
 
 log = logging.getLogger(__name__)
 
+TOWERS_CHECKPOINT = "towers.safetensors"  # the trained towers' weights inside a trained/demo bundle
+
 
 def build_bundle(
     name: str,
@@ -200,7 +202,10 @@ def _add_towers(
     models.update(export_towers(model, folder, tolerance))
     manifest["temperature"] = config.temperature
     manifest["viml_config"] = json.loads(config.to_json())
-    manifest["checkpoint"] = {"file": checkpoint.name, "metadata": metadata}
+    # The towers' torch weights travel with the bundle (safetensors, no pickle), hashed like every file:
+    # `viml learn` fine-tunes from the bundle in use, and the ONNX graphs alone cannot be trained.
+    shutil.copyfile(checkpoint, folder / TOWERS_CHECKPOINT)
+    manifest["checkpoint"] = {"file": TOWERS_CHECKPOINT, "source": checkpoint.name, "metadata": metadata}
     if metadata.get("trained_on"):
         manifest["trained_on"] = metadata["trained_on"]
     return text_input

@@ -136,11 +136,11 @@ def extract_features(
         tags = track_tags(music.tag_probabilities, music.tag_names)
         texts = synthesize_texts(tags, pair.id, text_methods, seed)
         items.append(ItemFeatures(pair.id, pair.split, video, music.embeddings, texts, {}, tags))
-    _embed_texts(items, text_encoder)
+    embed_texts(items, text_encoder)
     return FeatureSet(items, dict(provenance or {}))
 
 
-def _embed_texts(items: list[ItemFeatures], text_encoder: TextEncoder) -> None:
+def embed_texts(items: list[ItemFeatures], text_encoder: TextEncoder) -> None:
     """One batched pass over every text of every item (much faster than per item)."""
     flat = [(item, method, text) for item in items for method, texts in item.texts.items() for text in texts]
     if not flat:

@@ -110,10 +110,13 @@ def train(
     progress: bool = True,
     provenance: dict[str, str] | None = None,
     stop_at_step: int | None = None,
+    init_from: Path | None = None,
 ) -> Path:
     """Train (or resume) into `out_dir`; returns the path of the model checkpoint.
 
     `stop_at_step` ends this run early after a checkpoint (a time-boxed run; the next call resumes).
+    `init_from`: start from this checkpoint's weights (fine-tuning; its config must be `model_config`)
+    instead of a fresh initialisation; a resumed run continues from its own checkpoint instead.
     """
     from tqdm import tqdm
 
@@ -130,6 +133,11 @@ def train(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model = ViML(model_config).to(device)
+    if init_from is not None:
+        start, _ = load_checkpoint(init_from, map_location=device)
+        if asdict(start.config) != asdict(model_config):
+            raise ValueError(f"{init_from} holds a model of another configuration than the one to train")
+        model.load_state_dict(start.state_dict())
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )

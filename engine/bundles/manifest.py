@@ -7,6 +7,7 @@ Layout of a bundle folder:
     clip_text_encoder.onnx   CLIP text tower, L2-normalised output         (when CLIP weights were given)
     text_encoder.onnx        all-MiniLM-L6-v2, mean pooling + L2 norm
     query_tower.onnx, music_tower.onnx                                      (trained / demo bundles)
+    towers.safetensors       the towers' torch weights, what `viml learn` fine-tunes (trained / demo)
     music/...                the music model's ONNX files
     tokenizers/bpe_simple_vocab_16e6.txt.gz, tokenizers/minilm_tokenizer.json
 

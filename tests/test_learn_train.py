@@ -1,0 +1,298 @@
+"""`viml learn` after the harvest: features from the catalog, the hold-out by project, resumable
+fine-tuning, the exported bundle's manifest, and the refusal of a bundle that does worse than its start.
+
+The world: eight videos of distinct colours, eight tone files catalogued with RANDOM segment embeddings
+(12-d) and tags, so the music features can only have come from the catalog, never from decoding the
+audio. The bundle is real: a zero-shot bundle with the tiny random CLIP frame encoder and MiniLM.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import opentimelineio as otio
+import pytest
+from viml.catalog.analysis import fingerprint
+from viml.catalog.store import Catalog
+from viml.catalog.timeline_formats import write
+from viml.engine.bundles.manifest import read_manifest
+from viml.engine.bundles.store import default_bundle_name, set_default_bundle
+from viml.engine.music.types import MusicSegments
+from viml.engine.runtime import open_bundle
+from viml.learning.pairs import EditPair
+
+from tests.media_factory import write_audio
+
+torch = pytest.importorskip("torch")
+
+COUNT = 8
+SEGMENTS = 3  # 30 s of music per track
+MUSIC_DIM = 12
+FPS = 24
+MTT = ["guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano"]
+TINY = {
+    "width": 32,
+    "heads": 2,
+    "layers": 1,
+    "fusion_layers": 1,
+    "embed_dim": 16,
+    "max_segments": 8,
+    "dropout": 0.0,
+}
+
+
+@dataclass
+class World:
+    folder: Path
+    videos: list[Path]
+    music: list[Path]
+    base: Path  # the zero-shot bundle folder
+    catalog: Path
+
+    def pair(self, project: str, video: int, music: int, offset: float = 0.0) -> EditPair:
+        return EditPair(project, str(self.videos[video]), 0.0, 10.0, str(self.music[music]), offset)
+
+
+def colour_video(path: Path, seconds: float, hue: float, size: tuple[int, int] = (64, 48)) -> Path:
+    """Two halves of complementary colours: each video looks different to the frame encoder."""
+    frame = np.zeros((size[1], size[0], 3), np.uint8)
+    frame[:, : size[0] // 2] = np.array(colorsys.hsv_to_rgb(hue, 0.9, 0.9)) * 255
+    frame[:, size[0] // 2 :] = np.array(colorsys.hsv_to_rgb((hue + 0.5) % 1, 0.6, 0.5)) * 255
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(FPS))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for _ in range(int(seconds * FPS)):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def random_segments(rng: np.random.Generator, count: int = SEGMENTS) -> MusicSegments:
+    return MusicSegments(
+        starts=np.arange(count) * 10.0,
+        ends=np.arange(1, count + 1) * 10.0,
+        embeddings=rng.standard_normal((count, MUSIC_DIM)).astype(np.float32),
+        tag_probabilities={"MTT": rng.uniform(0, 1, (count, len(MTT))).astype(np.float32)},
+        tag_names={"MTT": list(MTT)},
+    )
+
+
+def catalogue(catalog: Catalog, path: Path, analyzer: str, segments: MusicSegments) -> None:
+    """Store a file's analysis the way a scan commits it (no music model involved)."""
+    run = catalog.start_run(str(path.parent), analyzer)
+    catalog.write_analysis(fingerprint(str(path)), analyzer, segments, run)
+    catalog.finish_run(run, "done", {})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    from viml.export_onnx.build import build_bundle
+
+    folder = tmp_path_factory.mktemp("learn_world")
+    videos = [colour_video(folder / f"clip{i}.mp4", 10, i / COUNT) for i in range(COUNT)]
+    music = [
+        write_audio(folder / f"song{i}.wav", seconds=30, sample_rate=8000, frequency=220 + 40 * i)
+        for i in range(COUNT)
+    ]
+    base = build_bundle(
+        "base", clip="viml-tiny:random", include_music=False, quantize=False, output_dir=folder / "bundles"
+    )
+    analysis_id = open_bundle(base).analysis.analysis_id
+    rng = np.random.default_rng(0)
+    with Catalog(folder / "catalog.sqlite") as catalog:
+        for path in music:
+            catalogue(catalog, path, analysis_id, random_segments(rng))
+    return World(folder, videos, music, base, folder / "catalog.sqlite")
+
+
+def test_features_come_from_the_catalog_segments_and_bad_pairs_are_skipped(world, tmp_path):
+    from viml.learning.features import pair_features
+
+    catalog_path = tmp_path / "catalog.sqlite"
+    shutil.copy2(world.catalog, catalog_path)
+    bundle = open_bundle(world.base)
+    gone = Path(shutil.copy2(world.music[3], tmp_path / "gone.wav"))
+    other = Path(shutil.copy2(world.music[4], tmp_path / "other.wav"))
+    with open(other, "ab") as handle:
+        handle.write(b"\0" * 64)  # other content: another catalog entry
+    uncatalogued = tmp_path / "new.wav"
+    shutil.copy2(world.music[5], uncatalogued)
+    rng = np.random.default_rng(7)
+    with Catalog(catalog_path) as catalog:
+        catalogue(catalog, gone, bundle.analysis.analysis_id, random_segments(rng))
+        catalogue(catalog, other, "another-model-0123", random_segments(rng))
+        gone.unlink()  # catalogued, then deleted: its features can only come from the catalog
+        pairs = [
+            world.pair("a", 0, 0, offset=0.0),
+            world.pair("a", 1, 1, offset=14.0),  # nearest catalogued segment starts at 10 s
+            world.pair("b", 2, 2, offset=16.0),  # ... at 20 s
+            EditPair("b", str(world.videos[3]), 0.0, 10.0, str(gone), 10.0),
+            EditPair("c", str(world.videos[4]), 0.0, 10.0, str(uncatalogued), 0.0),
+            EditPair("c", str(world.videos[5]), 0.0, 10.0, str(other), 0.0),
+            EditPair("c", str(tmp_path / "missing.mp4"), 0.0, 10.0, str(world.music[6]), 0.0),
+            world.pair("c", 7, 7, offset=45.0),  # past the 30 s track
+        ]
+        learned = pair_features(pairs, bundle, catalog, progress=False)
+        stored = {p: catalog.music_segments(catalog.track(p).hash) for p in (*world.music[:3], gone)}
+
+    used = [learned.pairs[item.id] for item in learned.features.items]
+    assert [(p.video, p.music) for p in used] == [(p.video, p.music) for p in pairs[:4]]
+    for item, first in zip(learned.features.items, (0, 1, 2, 1), strict=True):
+        music = stored[Path(learned.pairs[item.id].music)]
+        np.testing.assert_array_equal(item.music, music.embeddings[first : first + 1])
+        assert item.video.shape == (1, 128)  # one 10 s segment through the tiny CLIP frame encoder
+        assert item.texts["tags"] and item.texts["data2text"]
+        assert item.text_embeddings["tags"].shape == (len(item.texts["tags"]), 384)  # MiniLM
+    whys = {Path(s.what.split(" ")[0]).name: s.why for s in learned.skipped}
+    assert "scan its folder first" in whys["clip4.mp4"]
+    assert "rescan its folder" in whys["clip5.mp4"]
+    assert "video cannot be read" in whys["missing.mp4"]
+    assert "past the end" in whys["clip7.mp4"]
+
+
+def test_the_holdout_never_splits_a_project() -> None:
+    from viml.core.errors import UserFacingError
+    from viml.learning.finetune import split_by_project
+
+    rng = np.random.default_rng(1)
+    for seed in range(20):
+        sizes = rng.integers(1, 9, size=int(rng.integers(2, 12)))
+        pairs = [EditPair(f"p{p}", f"v{p}-{i}", 0, 5, "m", 0) for p, n in enumerate(sizes) for i in range(n)]
+        for share in (0.1, 0.2, 0.5):
+            held = split_by_project(pairs, share, seed)
+            train = {pair.project for pair in pairs} - held
+            assert held and train, "both sides get at least one project"
+            assert not any(p.project in held and p.project in train for p in pairs)
+            held_pairs = sum(p.project in held for p in pairs)
+            assert held_pairs >= share * len(pairs) or len(train) == 1
+    one_project = [EditPair("only", f"v{i}", 0, 5, "m", 0) for i in range(5)]
+    assert split_by_project(one_project, 0.2) == set()
+    assert split_by_project(pairs, 0.2, holdout_projects=["p0"]) == {"p0"}
+    with pytest.raises(UserFacingError, match="no pairs come from"):
+        split_by_project(pairs, 0.2, holdout_projects=["nowhere"])
+
+
+def test_training_resumes_where_it_stopped(world, tmp_path):
+    from viml.learning.features import pair_features
+    from viml.learning.finetune import FineTuneConfig, epochs_done, fine_tune
+    from viml.learning.learn import run_key
+    from viml.training.model import ViMLConfig, load_checkpoint
+
+    bundle = open_bundle(world.base)
+    with Catalog(world.catalog) as catalog:
+        learned = pair_features(
+            [world.pair(f"p{i % 4}", i, i) for i in range(COUNT)], bundle, catalog, progress=False
+        )
+    model = ViMLConfig(video_dim=128, text_dim=384, music_dim=MUSIC_DIM, **TINY)
+    config = FineTuneConfig(epochs=4, batch_size=4, device="cpu")  # 2 steps an epoch
+    whole = fine_tune(learned.features, model, config, tmp_path / "whole", None, progress=False)
+    stopped = tmp_path / "stopped"
+    fine_tune(learned.features, model, config, stopped, None, progress=False, stop_after_epochs=2)
+    assert epochs_done(stopped, 2) == 2
+    resumed = fine_tune(learned.features, model, config, stopped, None, progress=False)
+    assert epochs_done(stopped, 2) == 4
+    a, b = load_checkpoint(whole)[0].state_dict(), load_checkpoint(resumed)[0].state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], msg=name)
+    with pytest.raises(ValueError, match="different configuration"):
+        fine_tune(
+            learned.features, model, FineTuneConfig(epochs=5, batch_size=4, device="cpu"), stopped, None
+        )
+    # Other inputs never meet this folder: the run key names the pairs, their sides and the settings.
+    key = run_key(learned, bundle, False, model, config)
+    learned.features.items[0].split = "test"
+    assert run_key(learned, bundle, False, model, config) != key
+
+
+def test_a_bundle_that_does_worse_than_its_start_is_not_made_the_default(world, tmp_path, capsys):
+    """The start fits the true pairs; the fine-tune is taught the same clips with other music, and the
+    held-out project keeps the true pairs: it must do worse there, and stay out of the default."""
+    from viml.learning.evaluate import evaluate_bundle
+    from viml.learning.finetune import FineTuneConfig
+    from viml.learning.learn import LearnOptions, learn
+
+    from viml.cli import main
+
+    base = open_bundle(world.base)
+    true_pairs = [world.pair(f"fit-{i % 4}", i, i) for i in range(COUNT)]
+    with Catalog(world.catalog) as catalog:
+        fit = learn(
+            true_pairs, [], base, catalog,
+            LearnOptions(holdout=0.0, fresh_overrides=TINY, out="start", fine_tune=FineTuneConfig(
+                epochs=150, batch_size=COUNT, fresh_learning_rate=3e-3, device="cpu")),
+            progress=False,
+        )  # fmt: skip
+        assert not fit.made_default and "nothing was held out" in fit.default_why
+        start = open_bundle("start")
+        truths = [catalog.track(p.music).hash for p in true_pairs]
+        assert evaluate_bundle(start, catalog, true_pairs, truths).median_rank == 1.0  # it fits them
+    set_default_bundle("start")
+    manifest = read_manifest(fit.bundle)
+    assert manifest["trained_on"].startswith(
+        "ViML towers: trained on 8 pairs from 4 of your projects, starting from a fresh viml-small model"
+    )
+
+    def edit(name: str, shots: list[tuple[int, int]]) -> Path:
+        """V1: the clips one after another; A1: the music of each under it, from the start of the song."""
+        rate = FPS
+        timeline = otio.schema.Timeline(name=name)
+        picture, sound = otio.schema.Track(kind="Video"), otio.schema.Track(kind="Audio")
+        for video, music in shots:
+            for track, path, length in ((picture, world.videos[video], 10), (sound, world.music[music], 30)):
+                available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                    otio.opentime.RationalTime(length * rate, rate))  # fmt: skip
+                track.append(otio.schema.Clip(
+                    name=path.name, media_reference=otio.schema.ExternalReference(path.as_uri(), available),
+                    source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                         otio.opentime.RationalTime(10 * rate, rate))))  # fmt: skip
+        timeline.tracks.extend([picture, sound])
+        path = tmp_path / f"{name}.otio"
+        write(timeline, path)
+        return path
+
+    truth = edit("truth", [(0, 0), (1, 1)])
+    shifted = [(i, (i + 3) % COUNT) for i in range(COUNT)]
+    mixed = [edit("mixed-a", shifted[:4]), edit("mixed-b", shifted[4:])]
+    code = main([
+        "learn", str(truth), *map(str, mixed), "--bundle", "start", "--catalog", str(world.catalog),
+        "--holdout-project", str(truth), "--epochs", "100", "--lr", "3e-3", "--batch-size", "8",
+        "--out", "worse", "--device", "cpu", "--no-llm", "--json",
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["pairs found"] == 10 and report["skipped"] == []
+    assert report["held-out projects"] == [str(truth)] and report["held-out pairs"] == 2
+    new, old = report["held-out metrics, new bundle"], report["held-out metrics, start bundle"]
+    assert new["median rank"] > old["median rank"]
+    assert new["pool"] == old["pool"] == COUNT
+    assert report["made default"] is False and "not made the default" in report["default decision"]
+    assert default_bundle_name() == "start"
+    manifest = read_manifest(Path(report["bundle folder"]))
+    assert manifest["kind"] == "trained" and "towers.safetensors" in manifest["files"]
+    assert manifest["trained_on"].startswith(
+        "ViML towers: trained on 8 pairs from 2 of your projects, fine-tuned from bundle 'start'"
+    )
+    learned = manifest["learned"]
+    assert learned["start bundle"]["name"] == "start" and learned["held-out projects"] == [str(truth)]
+    assert learned["held-out"]["start bundle"] == old and learned["held-out"]["made default"] is False
+
+
+def test_the_default_refusal_reads_median_rank_then_recall_at_10() -> None:
+    from viml.learning.bundle import refusal
+    from viml.training.metrics import summarize
+
+    def result(ranks: list[int]):
+        return summarize(np.array(ranks), 50)
+
+    assert refusal(result([1, 2, 3]), result([2, 3, 4]), "b") is None  # better median rank
+    assert "median rank 4 vs 3" in refusal(result([1, 4, 30]), result([1, 3, 4]), "b")
+    # The same median rank: fewer in the top 10 is worse, as many is not.
+    assert "top 10" in refusal(result([1, 3, 30]), result([2, 3, 4]), "b")
+    assert refusal(result([1, 3, 9]), result([2, 3, 4]), "b") is None
