@@ -50,6 +50,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -473,7 +474,9 @@ def _keep(searcher: Searcher, table: TrackTable, filters: Filters | None, refere
     return other & (keep if keep is not None else True)
 
 
-def suggest_like(searcher: Searcher, request: SuggestRequest, check: callable = lambda: None) -> SearchResult:
+def suggest_like(
+    searcher: Searcher, request: SuggestRequest, check: Callable[[], None] = lambda: None
+) -> SearchResult:
     """`Searcher.suggest` for a request with `like` (the module docstring)."""
     from viml.search.query import encode_query
     from viml.search.searcher import SearchResult

@@ -364,3 +364,32 @@ def test_app_more_like_this_runs_the_refined_search(lib, home, qtbot, tmp_path):
                     timeout=30000)  # fmt: skip
     assert window.refine.current is None
     window.close()
+
+
+def test_a_clip_still_counts_by_the_influence(monkeypatch):
+    """With a bundle that reads pictures (the demo bundle on the e2e world): at influence 0 the clip alone
+    ranks (the clip-only search's order, the reference left out); at 1 the clip does not count."""
+    pytest.importorskip("open_clip")
+    from service_helpers import library as world_library
+    from viml.catalog.store import Catalog
+    from viml.engine.runtime import open_bundle
+    from viml.search import Searcher
+
+    world_lib, world = world_library(), e2e.world()
+    monkeypatch.setenv("VIML_HOME", str(world_lib.home))
+    reference = str(world.music_path(world.pieces[0]))
+    videos = [str(world.video_path(p)) for p in world.pieces[1:3]]
+    with Catalog(world_lib.catalog, must_exist=True) as catalog:
+        searcher = Searcher(catalog, open_bundle(str(world_lib.bundle)))
+        clip = {"start": 0.0, "end": 8.0, "top": 10, "fine_offsets": False}
+        alone = search(searcher, video=videos[0], **clip).suggestions
+        picture = search(searcher, video=videos[0], like=reference, influence=0.0, **clip).suggestions
+        assert [s.path for s in picture] == [s.path for s in alone if s.path != reference]
+        assert [s.score for s in picture] == [s.score for s in alone if s.path != reference]
+        liked = [
+            [s.path for s in search(searcher, video=video, like=reference, influence=1.0, **clip).suggestions]
+            for video in videos
+        ]
+        assert liked[0] == liked[1] and reference not in liked[0]
+        mixed = search(searcher, video=videos[0], like=reference, prompt="calmer", influence=0.5, **clip)
+        assert mixed.suggestions and "loudness below" in mixed.header
