@@ -724,9 +724,14 @@ class MainWindow(QMainWindow):
         clip = (str(player.path), player.in_point, player.out_point) if player.path else None
         catalog_file = backend.catalog_path(self.settings.catalog)
         task = workers.Task(lambda token: record_mark(catalog_file, suggestion.path, suggestion.offset, clip))
-        task.signals.result.connect(lambda mark: self.show_message(describe(mark)))
+        task.signals.result.connect(lambda mark: self._marked_used(describe(mark)))
         task.signals.error.connect(lambda message: self.show_message(f"Not marked used: {message}"))
         return workers.start(self.keep(task), self.pool)
+
+    def _marked_used(self, message: str) -> None:
+        self.show_message(message)
+        if self.search_bar.not_used.isChecked():
+            self.request_query(immediately=True)  # the track just marked leaves the list now
 
     @staticmethod
     def export_filters() -> str:

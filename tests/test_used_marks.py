@@ -483,3 +483,24 @@ def test_a_strip_placed_in_blender_records_a_mark(tmp_path, monkeypatch):
     assert (alone.music, alone.has_clip, alone.origin) == (second, False, "blender")
     assert pairs == [EditPair(str(blend), video, 1.0, 5.0, first, placed.music_offset, source="marks")]
     assert [s.what for s in skipped] == [second]
+
+
+def test_with_not_used_in_this_edit_on_a_mark_searches_again(qtbot, edit, monkeypatch):
+    """The marked track leaves the list at once, not at the next query."""
+    window = open_window(qtbot, edit, clip=(1.0, 4.0))
+    asked: list[bool] = []
+    monkeypatch.setattr(window, "request_query", lambda immediately=False: asked.append(immediately))
+    window.show_results([suggestion(edit.tracks[0], 0.0)])
+    window.results.selectRow(0)
+    used_action(window).trigger()
+    qtbot.waitUntil(
+        lambda: window.is_idle() and "Marked" in window.statusBar().currentMessage(), timeout=10000
+    )
+    assert asked == []  # the filter is off: the list stays as it is
+    window.search_bar.not_used.setChecked(True)
+    asked.clear()
+    window.show_results([suggestion(edit.tracks[2], 2.5)])
+    window.results.selectRow(0)
+    used_action(window).trigger()
+    qtbot.waitUntil(lambda: asked == [True], timeout=10000)
+    window.close()
