@@ -45,7 +45,7 @@ class SettingsDialog(QDialog):
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(640)  # a catalog or bundle path reads whole
         self.settings = settings
         self.bundle = QLineEdit(
             settings.bundle or "", placeholderText="the default bundle (viml bundle default)"
@@ -81,6 +81,13 @@ class SettingsDialog(QDialog):
             layout.addWidget(group)
         layout.addStretch(1)
         layout.addWidget(buttons)
+        # One label column across the groups (each form sizes its own), so the fields line up.
+        labels = [group.layout().itemAt(row, QFormLayout.LabelRole) for group in (models, library, audition, synth)
+                  for row in range(group.layout().rowCount())]  # fmt: skip
+        labels = [item.widget() for item in labels if item is not None and item.widget() is not None]
+        widest = max(label.sizeHint().width() for label in labels)
+        for label in labels:
+            label.setMinimumWidth(widest)
 
         # PortAudio asks every sound card when it lists them: slow on some systems, so off the GUI thread.
         self._devices_task = workers.Task(lambda token: audition_module.output_devices())

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 STATE_COLOURS = {"new": "#c9a227", "analysed": "#57b894", "failed": "#d9534f", "missing": "#d9534f"}
 PROBLEM_COLOUR = "#d9534f"
+TITLE_ROOM, TAGS_WIDTH, TAGS_MIN = 180, 150, 80  # track list pixels (see LibraryPanel._fit_columns)
 # The state filter: label -> state (None: every row). Rows with a reason show it in the Reason column.
 STATE_FILTERS = {"All tracks": None, "Analysed": "analysed", "Not scanned": "new", "Failed": "failed",
                  "Missing": "missing"}  # fmt: skip
@@ -48,8 +49,8 @@ class LibraryModel(RowsTableModel):
     QSortFilterProxyModel compare rows through thousands of `data()` calls.
     """
 
-    COLUMNS = ("Track", "Duration", "Tags", "State", "Reason")
-    REASON_COLUMN = 4
+    COLUMNS = ("Track", "Length", "Tags", "State", "Reason")  # "Length" as in the results
+    LENGTH_COLUMN, TAGS_COLUMN, STATE_COLUMN, REASON_COLUMN = 1, 2, 3, 4
     RowRole = Qt.UserRole + 1
 
     def __init__(self, parent=None) -> None:
@@ -167,7 +168,8 @@ class LibraryModel(RowsTableModel):
         if role == self.RowRole:
             return row
         if role == Qt.ToolTipRole:
-            return row.path + (f"\n{row.reason}" if row.reason else "")
+            tags = f"\n{', '.join(row.tags)}" if row.tags else ""  # the Tags column leaves a narrow view
+            return row.path + tags + (f"\n{row.reason}" if row.reason else "")
         if role == Qt.ForegroundRole and column in (3, self.REASON_COLUMN):
             return QColor(STATE_COLOURS.get(row.state, "#888"))
         return None
@@ -289,11 +291,16 @@ class LibraryPanel(QWidget):
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
-        # Fixed widths: ResizeToContents would measure up to 1,000 rows through Python on every change.
+        # Widths from the font, not from the rows: ResizeToContents would measure up to 1,000 rows through
+        # Python on every change. The tags take what the title leaves (`_fit_columns`).
         header.setSectionResizeMode(0, QHeaderView.Stretch)
-        for column, width in ((1, 64), (2, 150), (3, 74), (LibraryModel.REASON_COLUMN, 220)):
+        longest = {LibraryModel.LENGTH_COLUMN: "00:00", LibraryModel.STATE_COLUMN: "analysed"}
+        for column in range(1, len(LibraryModel.COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.Interactive)
-            self.table.setColumnWidth(column, width)
+            text = self.fontMetrics().horizontalAdvance(longest.get(column, "")) + 16
+            self.table.setColumnWidth(column, max(header.sectionSizeHint(column), text))
+        self.table.setColumnWidth(LibraryModel.REASON_COLUMN, 220)
+        self.table.viewport().installEventFilter(self)
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.sortByColumn(0, Qt.AscendingOrder)
         self.summary = QLabel(self)
@@ -444,6 +451,25 @@ class LibraryPanel(QWidget):
         )
         if problem:
             self.table.setColumnWidth(0, max(self.table.viewport().width() // 3, 80))
+        self._fit_columns()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Resize and watched is self.table.viewport():
+            self._fit_columns()
+        return False
+
+    def _fit_columns(self) -> None:
+        """The title keeps TITLE_ROOM; the tags get the rest up to TAGS_WIDTH, and leave the view when
+        fewer than TAGS_MIN pixels are left (a narrow window: the row's tooltip still lists them)."""
+        if self.table.isColumnHidden(LibraryModel.REASON_COLUMN) is False:
+            return  # one problem state shown: its columns are set in _state_chosen
+        header = self.table.horizontalHeader()
+        fixed = sum(header.sectionSize(c) for c in (LibraryModel.LENGTH_COLUMN, LibraryModel.STATE_COLUMN)
+                    if not self.table.isColumnHidden(c))  # fmt: skip
+        room = self.table.viewport().width() - fixed - TITLE_ROOM
+        self.table.setColumnHidden(LibraryModel.TAGS_COLUMN, room < TAGS_MIN)
+        if room >= TAGS_MIN:
+            self.table.setColumnWidth(LibraryModel.TAGS_COLUMN, min(room, TAGS_WIDTH))
 
     def set_rows(self, rows: list[LibraryRow]) -> None:
         """Show a fresh read of the library (only the rows that differ are touched)."""

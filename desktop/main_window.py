@@ -46,7 +46,7 @@ from viml.desktop.results import (
 )
 from viml.desktop.search_bar import EXAMPLE_PROMPTS, SearchBar  # noqa: F401 (EXAMPLE_PROMPTS: was here)
 from viml.desktop.settings import AppSettings
-from viml.desktop.style import STYLESHEET, eliding_label
+from viml.desktop.style import STYLESHEET, eliding_label, eliding_status_bar
 from viml.desktop.waveform import WaveformDelegate
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
         # Text columns sized to their content, the title readable (the table scrolls when narrow).
         self.result_columns = ResultColumns(
             self.results, ResultsModel.TRACK_COLUMN, ResultsModel.TAGS_COLUMN, ResultsModel.CURVE_COLUMN,
-            waveform.CELL_WIDTH,
+            waveform.CELL_WIDTH, artist=ResultsModel.COLUMNS.index("Artist"),
         )  # fmt: skip
         header.setSortIndicator(0, Qt.AscendingOrder)  # by rank until a header is clicked
         self.results.setSortingEnabled(True)
@@ -176,26 +176,44 @@ class MainWindow(QMainWindow):
 
     # -- layout -----------------------------------------------------------------------------------
     def _build_layout(self, *result_buttons: QPushButton) -> None:
+        """Library | (player / (search bar, suggestions, their buttons)), in splitters the user can drag.
+
+        Sized to hold at 1024×640 as at 1920×1080 (tests/test_desktop_layout.py): the results' hint sits
+        beside the "Suggestions" title, where it has room (beside six buttons it got none), and the
+        vertical splitter gives the results what the picture does not need."""
+        self.setStatusBar(eliding_status_bar(self))  # a long message elided, whole in the tooltip
+        title = QHBoxLayout()
+        title.addWidget(QLabel("<b>Suggestions</b> — drag one into your editor", self))
+        title.addSpacing(12)
+        title.addWidget(self.results_hint, 1)
         buttons = QHBoxLayout()
-        buttons.addWidget(self.results_hint, 1)
         for button in (self.audition_button, self.stop_button, *result_buttons):
             buttons.addWidget(button)
+        buttons.addStretch(1)
 
-        centre = QWidget(self)
-        column = QVBoxLayout(centre)
+        lower = QWidget(self)
+        column = QVBoxLayout(lower)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.player, 3)
         column.addWidget(self.search_bar)
-        column.addWidget(QLabel("<b>Suggestions</b> — drag one into your editor", self))
-        column.addWidget(self.results, 2)
+        column.addLayout(title)
+        column.addWidget(self.results, 1)
         column.addLayout(buttons)
+        self.centre_splitter = centre = QSplitter(Qt.Vertical, self)
+        centre.addWidget(self.player)
+        centre.addWidget(lower)
+        centre.setChildrenCollapsible(False)
+        centre.setStretchFactor(0, 2)
+        centre.setStretchFactor(1, 3)
+        centre.setSizes([300, 420])
 
         self.splitter = splitter = QSplitter(self)
         splitter.addWidget(self.library)
         splitter.addWidget(centre)
-        splitter.setStretchFactor(0, 2)
+        splitter.setChildrenCollapsible(False)
+        # The suggestions' columns need the width more than the track list: it grows a third as fast.
+        splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([480, 700])
+        splitter.setSizes([400, 780])
         outer = QWidget(self)
         layout = QVBoxLayout(outer)
         layout.setContentsMargins(8, 8, 8, 8)

@@ -149,6 +149,8 @@ class SearchBar(QWidget):
         self.clear_filters = QPushButton("Clear", self)
         self.clear_filters.setToolTip("Clear every filter")
         self.clear_filters.clicked.connect(self.reset_filters)
+        self.filters_button = QToolButton(self, checkable=True)
+        self.filters_button.setToolTip("Show the filters: BPM, length, genre, vocals, not used in this edit")
         self._build_layout()
 
         self.prompt.textChanged.connect(lambda *_: self.changed.emit())
@@ -180,8 +182,8 @@ class SearchBar(QWidget):
             examples.addWidget(button)
             self.example_buttons.append(button)
         examples.addStretch(1)
-        ranges = QHBoxLayout()  # two rows, so the bar fits a 1024-pixel window beside the library
-        ranges.addWidget(QLabel("Filters:", self))
+        examples.addWidget(self.filters_button)
+        ranges = QHBoxLayout()
         for label, low, high in (
             ("BPM", self.min_bpm, self.max_bpm),
             ("Length", self.min_duration, self.max_duration),
@@ -197,10 +199,40 @@ class SearchBar(QWidget):
         choices.addWidget(self.not_used)
         choices.addStretch(1)
         choices.addWidget(self.clear_filters)
+        # Folded under the Filters button (two rows, so they fit a 1024-pixel window beside the library):
+        # open, they take two rows the results need at 640 px high.
+        self.filters_panel = QWidget(self)
+        panel = QVBoxLayout(self.filters_panel)
+        panel.setContentsMargins(0, 0, 0, 0)
+        panel.addLayout(ranges)
+        panel.addLayout(choices)
+        self.filters_panel.setVisible(self.filters_button.isChecked())
+        self.filters_button.toggled.connect(self.filters_panel.setVisible)
+        self.filters_button.toggled.connect(lambda *_: self._show_filter_count())
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
-        for row in (line, influence, examples, ranges, choices):
+        for row in (line, influence, examples):
             column.addLayout(row)
+        column.addWidget(self.filters_panel)
+
+    def _show_filter_count(self) -> None:
+        """The button reads "Filters ▸", or "Filters (2) ▸" while two are set: folded, it still says so."""
+        count = self.filter_count()
+        arrow = "▾" if self.filters_button.isChecked() else "▸"
+        self.filters_button.setText(f"Filters ({count}) {arrow}" if count else f"Filters {arrow}")
+
+    def filter_count(self) -> int:
+        """How many filters are set (a range counts once)."""
+        filters = self.filters()
+        return sum(
+            (
+                bool(filters.min_bpm or filters.max_bpm),
+                bool(filters.min_duration or filters.max_duration),
+                bool(filters.genre),
+                filters.vocals is not None,
+                filters.exclude_used,
+            )
+        )
 
     # -- prompt -----------------------------------------------------------------------------------
     def remember_prompt(self, prompt: str) -> None:
@@ -258,5 +290,6 @@ class SearchBar(QWidget):
 
     def _filters_changed(self, emit: bool = True) -> None:
         self.clear_filters.setEnabled(self.filtering())
+        self._show_filter_count()
         if emit:
             self.changed.emit()

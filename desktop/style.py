@@ -42,10 +42,14 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}:{rest:02d}"
 
 
+ELIDED_MINIMUM = 48  # pixels an eliding label keeps, so a message is cut short, never gone
+
+
 def eliding_label(parent=None, object_name: str = "hint"):
     """A one-line label that never widens its window: long text is elided at the right, whole in the
     tooltip (a plain QLabel asks for its full text width: one long error took the window past the
-    screen)."""
+    screen). It shrinks to ELIDED_MINIMUM, not to nothing: with an Ignored size policy a crowded row gave
+    it 0 px and its message vanished."""
     from PySide6.QtCore import QSize, Qt
     from PySide6.QtGui import QPainter
     from PySide6.QtWidgets import QLabel, QSizePolicy
@@ -56,7 +60,7 @@ def eliding_label(parent=None, object_name: str = "hint"):
             self.setToolTip(text)
 
         def minimumSizeHint(self) -> QSize:
-            return QSize(40, super().minimumSizeHint().height())
+            return QSize(ELIDED_MINIMUM, super().minimumSizeHint().height())
 
         def sizeHint(self) -> QSize:
             return QSize(min(super().sizeHint().width(), 400), super().sizeHint().height())
@@ -69,5 +73,37 @@ def eliding_label(parent=None, object_name: str = "hint"):
 
     label = ElidingLabel(parent)
     label.setObjectName(object_name)
-    label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+    label.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)  # down to minimumSizeHint, no less
     return label
+
+
+def eliding_status_bar(parent=None):
+    """A status bar whose message is elided to the room left of its permanent widgets, whole in the
+    tooltip (QStatusBar cuts a long message off mid-word at that widget's edge, with no way to read the
+    rest). `currentMessage()` stays the whole text."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QPainter
+    from PySide6.QtWidgets import QStatusBar, QStyle, QStyleOption, QWidget
+
+    class ElidingStatusBar(QStatusBar):
+        def __init__(self, parent=None) -> None:
+            super().__init__(parent)
+            self.messageChanged.connect(self.setToolTip)
+
+        def paintEvent(self, event) -> None:
+            message = self.currentMessage()
+            if not message:
+                super().paintEvent(event)
+                return
+            painter = QPainter(self)
+            option = QStyleOption()
+            option.initFrom(self)
+            self.style().drawPrimitive(QStyle.PE_PanelStatusBar, option, painter, self)
+            children = self.findChildren(QWidget, options=Qt.FindDirectChildrenOnly)
+            right = min((w.x() for w in children if w.isVisible()), default=self.width()) - 6
+            rect = QRect(6, 0, max(right - 6, 0), self.height())
+            text = self.fontMetrics().elidedText(message, Qt.ElideRight, rect.width())
+            painter.setPen(self.palette().windowText().color())
+            painter.drawText(rect, int(Qt.AlignLeft | Qt.AlignVCenter | Qt.TextSingleLine), text)
+
+    return ElidingStatusBar(parent)
