@@ -277,56 +277,44 @@ def stored_loudness(catalog_file, path: str) -> float | None:
 
 
 class NowPlaying(QObject):
-    """While an audition plays: its result row and where in that row's music file the listener is,
-    a few times a second, for the results' now-playing marker. Positions follow the player's clock:
+    """While an audition plays: which track and where in its music file the listener is, 20 times a
+    second, for the results' now-playing marker. Positions follow the player's clock:
     `file_at_in + (video - clip_in)`, held within in..out (for a fitted edit, `file_at_in` is where the
-    edit starts in the file; a bar the fit cut out shifts the marker after it by that bar)."""
+    edit starts in the file; a bar the fit cut out shifts the marker after it by that bar). The track is
+    named by its path: its row changes when the results are sorted or replaced."""
 
-    moved = Signal(int, float)  # row, seconds into its music file; (-1, nan) when the audition ends
+    moved = Signal(str, float)  # path, seconds into its music file; ("", nan) when the audition ends
 
     def __init__(self, clock: PlayerClock, interval_ms: int = 50, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.clock = clock
-        self.row = -1
-        self.path: str | None = None  # the auditioned track: its row moves when new results come
+        self.path: str | None = None  # the auditioned track
         self._span = (0.0, 0.0, 0.0)  # file_at_in, clip_in, clip_out
         self._last: float | None = None
         self._timer = QTimer(self, interval=interval_ms)
         self._timer.timeout.connect(self.tick)
 
-    def begin(self, row: int, path: str, file_at_in: float, clip_in: float, clip_out: float) -> None:
-        self.row, self.path, self._last = row, path, None
-        self._span = (file_at_in, clip_in, clip_out)
+    def begin(self, path: str, file_at_in: float, clip_in: float, clip_out: float) -> None:
+        self.path, self._span, self._last = path, (file_at_in, clip_in, clip_out), None
         self._timer.start()
         self.tick()
-
-    def follow(self, paths: list[str]) -> None:
-        """New results while auditioning: the marker moves to the track's new row (or goes)."""
-        if self.path is None:
-            return
-        row = paths.index(self.path) if self.path in paths else -1
-        if row != self.row:
-            self.row, self._last = row, None
-            if row < 0:
-                self.moved.emit(-1, float("nan"))
-            else:
-                self.tick()
 
     def end(self) -> None:
         self._timer.stop()
         if self.path is not None:
-            self.row, self.path, self._last = -1, None, None
-            self.moved.emit(-1, float("nan"))
+            self.path, self._last = None, None
+            self.moved.emit("", float("nan"))
 
     def position(self) -> float:
         file_at_in, clip_in, clip_out = self._span
         video = min(max(self.clock.position_at(time.monotonic()), clip_in), clip_out)
         return file_at_in + (video - clip_in)
 
-    def tick(self) -> None:
-        if self.row < 0:
+    def tick(self, again: bool = False) -> None:
+        """Emit the position if it moved (paused: no repaint for an unchanged marker), or `again`."""
+        if self.path is None:
             return
         position = self.position()
-        if position != self._last:  # paused: no repaint for an unchanged marker
+        if again or position != self._last:
             self._last = position
-            self.moved.emit(self.row, position)
+            self.moved.emit(self.path, position)

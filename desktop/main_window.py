@@ -514,7 +514,7 @@ class MainWindow(QMainWindow):
 
     def show_results(self, suggestions: list[Suggestion]) -> None:
         self.results_model.set_suggestions(suggestions)
-        self.now_playing.follow([s.path for s in suggestions])
+        self.now_playing.tick(again=True)  # the auditioned track's marker on its new row, if any
         if suggestions:
             self.results.selectRow(0)
             self.results_hint.setText(f"{len(suggestions)} tracks — Enter or double-click to audition")
@@ -549,9 +549,14 @@ class MainWindow(QMainWindow):
         for key in (Qt.Key_Return, Qt.Key_Enter):
             self.player.keys.bind(key, self._audition_selected)
         self.player.keys.bind(Qt.Key_Escape, self.stop_audition)
-        show = getattr(self.results_model, "set_now_playing", None)
+        self.now_playing.moved.connect(self._show_now_playing)
+
+    def _show_now_playing(self, path: str, music_seconds: float) -> None:
+        """The marker on the auditioned track's row, found by path (sorting or new results move it)."""
+        show = getattr(self.results_model, "set_now_playing", None)  # the waveform results' marker
         if show is not None:
-            self.now_playing.moved.connect(show)
+            row = next((n for n, s in enumerate(self.results_model.rows) if path and s.path == path), None)
+            show(row, music_seconds)
 
     def use_audio_device(self) -> None:
         """The Settings' audio output for the next audition (one given to the window still wins)."""
@@ -626,11 +631,8 @@ class MainWindow(QMainWindow):
                 problem = str(error)
         self.player.set_duck(problem is None)
         self.player.play_range()  # loops or stops at the out point (the Loop box)
-        row = next((n for n, s in enumerate(self.results_model.rows) if s is suggestion), -1)
-        if row >= 0:
-            fitted = excerpt is not None and excerpt.fitted
-            file_at_in = excerpt.start if fitted else offset
-            self.now_playing.begin(row, suggestion.path, file_at_in, in_point, out_point)
+        file_at_in = excerpt.start if excerpt is not None and excerpt.fitted else offset
+        self.now_playing.begin(suggestion.path, file_at_in, in_point, out_point)
         if problem is not None:
             self.show_message(f"Playing the clip without music: {problem}")
         elif excerpt is not None and excerpt.fitted:

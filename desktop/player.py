@@ -15,7 +15,7 @@ import logging
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QRectF, Qt, QUrl, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer, QtAudio, QVideoFrame, QVideoSink
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
@@ -132,6 +132,7 @@ class ClipPlayer(QWidget):
         self.player.setAudioOutput(self.audio)
         self.view = VideoView(self)
         self.player.setVideoSink(self.view.sink)
+        self.view.sink.videoFrameChanged.connect(self._check_frame)
         self.timeline = TimelineWidget(self)
         self.times = QLabel("--:--", self)
         self.times.setObjectName("clipTimes")
@@ -143,6 +144,14 @@ class ClipPlayer(QWidget):
         self._shuttle = 0
         self._back_steps = 0
         self._music_playing = False
+        self._loading = False  # a file is opening: park once more when it has loaded
+        self._seek_target: float | None = None  # see `playhead`
+        self._parked_at: float | None = None
+        self._looped_back = False  # a loop went back to in; the player has not reported it yet
+        self._reseeks = 0
+        self._shown_span = (0.0, 0.0)  # start and end time of the frame on screen
+        self._verify = QTimer(self, singleShot=True, interval=250)
+        self._verify.timeout.connect(self._check_frame)
         self.duck_level = 0.0  # video's own audio while music auditions: 0 = muted
 
         self.loop_box = QCheckBox("Loop", self)
@@ -214,6 +223,7 @@ class ClipPlayer(QWidget):
         self.fps = None
         self.in_point, self.out_point = 0.0, 0.0
         self._pending_range = (in_point, out_point)
+        self._loading = True
         self.player.setSource(source)
         self.player.pause()  # loads and shows the first frame without playing
         self._probe_frame_rate(path)
@@ -239,8 +249,8 @@ class ClipPlayer(QWidget):
             return  # another clip since, or a stream without a rate: frame steps use FALLBACK_FPS
         self.fps = float(fps)
         self.times.setToolTip(f"Timecode at the clip's {self.fps:g} frames per second")
-        if not self.playing:
-            self.park()  # the in point's frame, now that frames are known
+        if not self.playing and self.playhead() == self._parked_at:
+            self.park()  # the in point's frame, now that frames are known (unless the user moved on)
         self._show_times()
         self.frameRateKnown.emit(self.fps)
 
@@ -278,11 +288,11 @@ class ClipPlayer(QWidget):
         self.rangeChanged.emit(in_point, out_point)
 
     def mark_in(self) -> None:
-        position = self.position()
+        position = self.playhead()
         self.set_range(position, self.out_point if self.out_point > position else self.duration)
 
     def mark_out(self) -> None:
-        position = self.position()
+        position = self.playhead()
         self.set_range(self.in_point if self.in_point < position else 0.0, position)
 
     # -- frames -----------------------------------------------------------------------------------
@@ -290,27 +300,32 @@ class ClipPlayer(QWidget):
     def frame_rate(self) -> float:
         return self.fps or FALLBACK_FPS
 
+    @property
+    def last_frame(self) -> int:
+        return max(math.ceil(self.duration * self.frame_rate - 1e-6) - 1, 0)
+
     def frame_at(self, seconds: float) -> int:
         """The frame shown at `seconds` (frame n spans [n/fps, (n+1)/fps)), within the clip."""
-        last = max(math.ceil(self.duration * self.frame_rate - 1e-6) - 1, 0)
-        return min(max(math.floor(seconds * self.frame_rate + 1e-6), 0), last)
+        return min(max(math.floor(seconds * self.frame_rate + 1e-6), 0), self.last_frame)
 
     def seek_frame(self, frame: int) -> None:
+        frame = min(max(frame, 0), self.last_frame)
         self.seek((frame + 0.5) / self.frame_rate)  # a frame's middle: see the module docstring
 
     def step_frames(self, frames: int) -> None:
         """One frame back or on (← / →); the picture stops, as in editors."""
         self.pause()
-        self.seek_frame(self.frame_at(self.position()) + frames)
+        self.seek_frame(self.frame_at(self.playhead()) + frames)
 
     def step_seconds(self, seconds: float) -> None:
         self.pause()
-        self.seek_frame(self.frame_at(self.position() + seconds))
+        self.seek_frame(self.frame_at(self.playhead() + seconds))
 
     def park(self) -> None:
         """The playhead on the in point's frame."""
         if self.path is not None:
             self.seek_frame(self.frame_at(self.in_point))
+            self._parked_at = self._seek_target
 
     def go_to_in(self) -> None:
         self.pause()
@@ -324,16 +339,33 @@ class ClipPlayer(QWidget):
     def position(self) -> float:
         return self.player.position() / 1000.0
 
+    def playhead(self) -> float:
+        """Where the transport is: while paused, where the last seek sent it (a report from before the
+        pause can still arrive after that seek, and a quick →, I or J must not act on it), else the
+        player's position."""
+        if self._seek_target is not None and not self.playing:
+            return self._seek_target
+        return self.position()
+
     def seek(self, seconds: float) -> None:
-        self.player.setPosition(int(round(seconds * 1000)))
+        milliseconds = int(round(seconds * 1000))
+        self.player.setPosition(milliseconds)
+        self._seek_target = milliseconds / 1000.0
+        self._reseeks = 0
+        if not self.playing:
+            self._verify.start()  # restarts: checked once the seeks stop coming
         self._publish_clock()
+        self._show_times()
 
     def play(self) -> None:
+        self._seek_target = None
         self.player.setPlaybackRate(1.0)
         self.player.play()
 
     def pause(self) -> None:
         self._shuttle = 0
+        if self.playing:
+            self._seek_target = None  # a seek made while playing is not where the picture stops
         self.player.pause()
 
     def toggle_play(self) -> None:
@@ -347,7 +379,7 @@ class ClipPlayer(QWidget):
         stop, park at in and emit `rangeFinished`. `loop` None keeps the Loop box's choice."""
         if loop is not None:
             self.set_loop(loop)
-        self.range_playing = True
+        self.range_playing, self._looped_back = True, False
         self.park()
         self.play()
 
@@ -374,6 +406,7 @@ class ClipPlayer(QWidget):
             self._shuttle = min(self._shuttle + 1, len(self.SHUTTLE_RATES) - 1)
         else:
             self._shuttle = 0
+        self._seek_target = None
         self.player.setPlaybackRate(self.SHUTTLE_RATES[self._shuttle])
         self.player.play()
         self._publish_clock()
@@ -382,7 +415,7 @@ class ClipPlayer(QWidget):
         # Qt's FFmpeg backend cannot play backwards: J steps back 1 s, 2 s, 4 s on repeated presses.
         self.pause()
         self._back_steps = min(self._back_steps + 1, 3)
-        self.seek(max(self.position() - 2 ** (self._back_steps - 1), 0.0))
+        self.seek(max(self.playhead() - 2 ** (self._back_steps - 1), 0.0))
 
     # -- sound ------------------------------------------------------------------------------------
     def set_volume(self, fraction: float) -> None:
@@ -418,16 +451,39 @@ class ClipPlayer(QWidget):
         self.timeline.update()
         self._publish_clock()
         self._show_times()
-        if self.range_playing and self.playing and milliseconds / 1000.0 >= self.out_point - 1e-3:
+        past_out = milliseconds / 1000.0 >= self.out_point - 1e-3
+        if self._looped_back:  # reports from before the jump back still come: one seek per pass
+            self._looped_back = past_out
+        elif self.range_playing and self.playing and past_out:
             self._at_out_point()
 
+    def _check_frame(self, frame: QVideoFrame | None = None) -> None:
+        """Paused, the frame shown must be the playhead's. Qt's FFmpeg backend, given seeks in quick
+        succession on a busy machine, has shown a neighbour instead, or no new frame for the last seek:
+        seek there again (twice at most), on the frame that came or, without one, shortly after."""
+        if frame is not None and frame.isValid():
+            self._shown_span = (frame.startTime() / 1e6, frame.endTime() / 1e6)
+        target, (start, end) = self._seek_target, self._shown_span
+        if target is None or self.playing or self._reseeks >= 2 or not end > start:
+            return
+        if not start - 1e-3 <= target < end + 1e-3:
+            self._reseeks += 1
+            self.player.setPosition(int(round(target * 1000)))
+            self._verify.start()
+
     def _on_media_status(self, status: QMediaPlayer.MediaStatus) -> None:
-        if status == QMediaPlayer.EndOfMedia and self.range_playing:
+        if status == QMediaPlayer.LoadedMedia and self._loading:
+            # Once per opened file: a seek made while it was still loading (on its duration) can be lost.
+            self._loading = False
+            if not self.playing:
+                self.park()
+        elif status == QMediaPlayer.EndOfMedia and self.range_playing:
             self._at_out_point()  # an out point at the clip's end: the player stops before reporting it
 
     def _at_out_point(self) -> None:
         if self.loop:
             self.park()  # the music follows the clock back (AuditionEngine resyncs on the jump)
+            self._looped_back = True
             if not self.playing:
                 self.play()
             return
@@ -439,7 +495,7 @@ class ClipPlayer(QWidget):
     def _show_times(self) -> None:
         fps = self.fps
         self.times.setText(
-            f"{format_timecode(self.position(), fps)}   in {format_timecode(self.in_point, fps)}   "
+            f"{format_timecode(self.playhead(), fps)}   in {format_timecode(self.in_point, fps)}   "
             f"out {format_timecode(self.out_point, fps)}   ({self.out_point - self.in_point:.2f} s)"
         )
 

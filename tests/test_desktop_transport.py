@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from media_factory import read_frame_index, write_audio, write_video
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLineEdit, QSpinBox, QVBoxLayout, QWidget
-from viml.desktop.audition import AuditionEngine, PlayerClock, matched_gain, stored_loudness
+from viml.desktop.audition import AuditionEngine, NowPlaying, PlayerClock, matched_gain, stored_loudness
 from viml.desktop.player import ClipPlayer
 from viml.desktop.style import format_timecode
 from viml.desktop.transport import TransportKeys, is_typing
@@ -41,7 +42,13 @@ def open_clip(qtbot, player: ClipPlayer, clip, *range_) -> None:
 
 
 def showing(qtbot, player: ClipPlayer, frame: int) -> None:
-    qtbot.waitUntil(lambda: shown_frame(player) == frame, timeout=5000)
+    try:
+        qtbot.waitUntil(lambda: shown_frame(player) == frame, timeout=5000)
+    except qtbot.TimeoutError:
+        state = (shown_frame(player), player.position(), player.playhead(), player.playing)
+        raise AssertionError(
+            f"frame {frame} not shown: (shown, position, playhead, playing) {state}"
+        ) from None
 
 
 def test_timecode_counts_frames_at_the_clip_rate():
@@ -160,18 +167,54 @@ def test_keys_work_wherever_focus_is_except_while_typing(qtbot, tmp_path, clip):
     qtbot.wait(200)
     assert shown_frame(player) == 13
 
+    # As a real key press arrives: at the window (QWindow) first, then at the focused widget; the
+    # transport acts once (twice, Space would play and pause again).
+    focus(qtbot, window.results)
+    QTest.keyClick(window.windowHandle(), Qt.Key_Space)
+    qtbot.waitUntil(lambda: player.playing, timeout=3000)
+    qtbot.wait(100)
+    assert player.playing
+    QTest.keyClick(window.windowHandle(), Qt.Key_K)
+    qtbot.waitUntil(lambda: not player.playing, timeout=3000)
+
     # Enter auditions the selected result, Esc stops it and parks at in (no device here: the clip alone).
     music = write_audio(tmp_path / "song.wav", seconds=6.0, sample_rate=22050)
-    window.show_results([Suggestion(str(music), "Song", 0.9, 0.5, 2.0, 6.0)])
+    song = Suggestion(str(music), "Song", 0.9, 0.5, 2.0, 6.0)
     results = focus(qtbot, window.results)
+    qtbot.waitUntil(window.is_idle, timeout=20000)  # the typed prompt's query (no catalog: no results)
+    window.show_results([song])
     qtbot.keyClick(results, Qt.Key_Return)
     qtbot.waitUntil(lambda: player.range_playing and player.playing, timeout=20000)
     assert "without music" in window.statusBar().currentMessage()
+    assert window.now_playing.path == str(music)
+    assert 0.5 <= window.now_playing.position() <= 0.5 + 2.0  # offset + (video - in), within in-out
+    shown = []  # what the results' marker is told (the waveform delegate paints it)
+    window.results_model.set_now_playing = lambda row, seconds: shown.append((row, seconds))
+    window.show_results([song])  # new results: the marker follows the track
+    assert shown and shown[-1][0] == 0 and 0.5 <= shown[-1][1] <= 2.5
     qtbot.keyClick(results, Qt.Key_Escape)
-    assert not player.range_playing and not player.playing
+    assert not player.range_playing and not player.playing and window.now_playing.path is None
+    assert shown[-1][0] is None  # the marker goes
     showing(qtbot, player, 12)
     qtbot.waitUntil(window.is_idle, timeout=20000)
     window.close()
+
+
+def test_now_playing_follows_the_clock(qtbot):
+    clock = PlayerClock()
+    marker = NowPlaying(clock)
+    moves = []
+    marker.moved.connect(lambda path, seconds: moves.append((path, seconds)))
+    clock.update(1.5, playing=False)
+    marker.begin("/music/a.wav", file_at_in=30.0, clip_in=1.0, clip_out=3.0)
+    assert moves == [("/music/a.wav", 30.5)]
+    marker.tick()  # paused: nothing new to paint
+    assert len(moves) == 1
+    clock.update(5.0, playing=False)  # past the out point: held at the music's out
+    marker.tick()
+    assert moves[-1] == ("/music/a.wav", 32.0)
+    marker.end()
+    assert moves[-1][0] == "" and np.isnan(moves[-1][1]) and marker.path is None
 
 
 def test_text_fields_and_other_windows_keep_their_keys(qtbot):
