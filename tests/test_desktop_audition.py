@@ -203,3 +203,22 @@ def test_audition_stops_or_loops_at_the_out_point(qtbot, tmp_path, null_sink):
         player.play_range(loop=False)
     qtbot.waitUntil(parked_at(3.0), timeout=5000)
     engine.stop()
+
+
+def test_the_listed_outputs_open_by_their_stored_name(qtbot, null_sink):
+    """The real PortAudio list (with the private server up): each output's stored name ("device, host
+    API") opens exactly that device, so a choice kept in the settings plays through it."""
+    from viml.desktop.audition import output_devices
+    from viml.desktop.settings import AppSettings
+
+    devices = output_devices()
+    pulse = [d for d in devices if d.name.split(",")[0] == null_sink]
+    assert pulse, [d.name for d in devices]
+    settings = AppSettings()
+    settings.audio_device = pulse[0].name
+    engine = AuditionEngine(PlayerClock(), device=AppSettings().audio_device)
+    assert engine.device == pulse[0].name and AuditionEngine.output_available(engine.device) is None
+    engine.load(np.zeros(4800, np.float32), 48000, 0.0, 0.0, 0.0)
+    engine.start()
+    qtbot.waitUntil(lambda: len(engine.log) > 0, timeout=10000)  # its callback runs: the device plays
+    engine.stop()
