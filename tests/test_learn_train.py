@@ -113,6 +113,7 @@ def world(tmp_path_factory) -> World:
 
 
 def test_features_come_from_the_catalog_segments_and_bad_pairs_are_skipped(world, tmp_path):
+    from viml.learning.evaluate import evaluate_bundle
     from viml.learning.features import pair_features
 
     catalog_path = tmp_path / "catalog.sqlite"
@@ -141,6 +142,12 @@ def test_features_come_from_the_catalog_segments_and_bad_pairs_are_skipped(world
         ]
         learned = pair_features(pairs, bundle, catalog, progress=False)
         stored = {p: catalog.music_segments(catalog.track(p).hash) for p in (*world.music[:3], gone)}
+        # The zero-shot start ranks in its own space over every content analysed for its music model: the
+        # eight (the deleted copy of song3 shares its content and counts once), not the one analysed by
+        # another model.
+        kept = [learned.pairs[item.id] for item in learned.features.items]
+        truths = [learned.music_hash[item.id] for item in learned.features.items]
+        assert evaluate_bundle(bundle, catalog, kept, truths).pool_size == COUNT
 
     used = [learned.pairs[item.id] for item in learned.features.items]
     assert [(p.video, p.music) for p in used] == [(p.video, p.music) for p in pairs[:4]]
@@ -296,3 +303,13 @@ def test_the_default_refusal_reads_median_rank_then_recall_at_10() -> None:
     # The same median rank: fewer in the top 10 is worse, as many is not.
     assert "top 10" in refusal(result([1, 3, 30]), result([2, 3, 4]), "b")
     assert refusal(result([1, 3, 9]), result([2, 3, 4]), "b") is None
+
+
+def test_learn_from_marks_without_pairs_says_so(world, capsys):
+    from viml.cli import main
+
+    assert main(["learn", "--bundle", str(world.base), "--catalog", str(world.catalog)]) == 1
+    assert "give past timelines" in capsys.readouterr().err
+    code = main(["learn", "--from-marks", "--bundle", str(world.base), "--catalog", str(world.catalog)])
+    assert code == 1
+    assert "0 usable pair(s) of 0 found: learning needs at least two" in capsys.readouterr().err
