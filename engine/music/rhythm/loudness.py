@@ -68,6 +68,8 @@ class LoudnessStream:
         self.samples = 0
 
     def push(self, block: np.ndarray) -> None:
+        if not len(block):  # scipy's sosfilt refuses an empty block; it changes nothing anyway
+            return
         filtered, self.state = sosfilt(self.sos, np.asarray(block, np.float64), zi=self.state)
         self.samples += len(block)
         data = np.concatenate([self.carry, filtered])
