@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
 STATE_COLOURS = {"new": "#c9a227", "analysed": "#57b894", "failed": "#d9534f", "missing": "#d9534f"}
 PROBLEM_COLOUR = "#d9534f"
-TITLE_ROOM, TAGS_WIDTH, TAGS_MIN = 180, 150, 80  # track list pixels (see LibraryPanel._fit_columns)
+# The track list's title keeps TITLE_ROOM pixels; the tags get TAGS_SHARE of the room (at least TAGS_WIDTH)
+# and leave the view under TAGS_MIN (see LibraryPanel._fit_columns).
+TITLE_ROOM, TAGS_WIDTH, TAGS_SHARE, TAGS_MIN = 180, 150, 0.45, 80
 # The state filter: label -> state (None: every row). Rows with a reason show it in the Reason column.
 STATE_FILTERS = {"All tracks": None, "Analysed": "analysed", "Not scanned": "new", "Failed": "failed",
                  "Missing": "missing"}  # fmt: skip
@@ -459,17 +461,19 @@ class LibraryPanel(QWidget):
         return False
 
     def _fit_columns(self) -> None:
-        """The title keeps TITLE_ROOM; the tags get the rest up to TAGS_WIDTH, and leave the view when
-        fewer than TAGS_MIN pixels are left (a narrow window: the row's tooltip still lists them)."""
+        """The title keeps TITLE_ROOM; the tags get TAGS_SHARE of the room (at least TAGS_WIDTH, when the
+        title keeps its room), and leave the view when fewer than TAGS_MIN pixels are left (a narrow
+        window: the row's tooltip still lists them)."""
         if self.table.isColumnHidden(LibraryModel.REASON_COLUMN) is False:
             return  # one problem state shown: its columns are set in _state_chosen
         header = self.table.horizontalHeader()
         fixed = sum(header.sectionSize(c) for c in (LibraryModel.LENGTH_COLUMN, LibraryModel.STATE_COLUMN)
                     if not self.table.isColumnHidden(c))  # fmt: skip
-        room = self.table.viewport().width() - fixed - TITLE_ROOM
-        self.table.setColumnHidden(LibraryModel.TAGS_COLUMN, room < TAGS_MIN)
-        if room >= TAGS_MIN:
-            self.table.setColumnWidth(LibraryModel.TAGS_COLUMN, min(room, TAGS_WIDTH))
+        room = self.table.viewport().width() - fixed
+        tags = min(room - TITLE_ROOM, max(TAGS_WIDTH, int(room * TAGS_SHARE)))
+        self.table.setColumnHidden(LibraryModel.TAGS_COLUMN, tags < TAGS_MIN)
+        if tags >= TAGS_MIN:
+            self.table.setColumnWidth(LibraryModel.TAGS_COLUMN, tags)
 
     def set_rows(self, rows: list[LibraryRow]) -> None:
         """Show a fresh read of the library (only the rows that differ are touched)."""
