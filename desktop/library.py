@@ -27,7 +27,14 @@ from PySide6.QtWidgets import (
 from viml.desktop.backend import LibraryRow
 from viml.desktop.results import file_mime_data
 from viml.desktop.style import format_duration
-from viml.desktop.table_model import RowsTableModel
+from viml.desktop.table_model import (
+    DISPLAY_ROLE,
+    DRAG_ENABLED,
+    FOREGROUND_ROLE,
+    NO_FLAGS,
+    TOOLTIP_ROLE,
+    RowsTableModel,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -160,8 +167,8 @@ class LibraryModel(RowsTableModel):
             counts[row.state] = counts.get(row.state, 0) + 1
         return counts
 
-    def data(self, index: QModelIndex, role: int = Qt.DisplayRole):
-        if role == Qt.DisplayRole:  # the hot path: views ask this for every painted cell
+    def data(self, index: QModelIndex, role: int = DISPLAY_ROLE):
+        if role == DISPLAY_ROLE:  # the hot path: views ask this for every painted cell
             return self._text[index.row()][index.column()]
         if not index.isValid():
             return None
@@ -169,15 +176,15 @@ class LibraryModel(RowsTableModel):
         column = index.column()
         if role == self.RowRole:
             return row
-        if role == Qt.ToolTipRole:
+        if role == TOOLTIP_ROLE:
             tags = f"\n{', '.join(row.tags)}" if row.tags else ""  # the Tags column leaves a narrow view
             return row.path + tags + (f"\n{row.reason}" if row.reason else "")
-        if role == Qt.ForegroundRole and column in (3, self.REASON_COLUMN):
+        if role == FOREGROUND_ROLE and column in (3, self.REASON_COLUMN):
             return QColor(STATE_COLOURS.get(row.state, "#888"))
         return None
 
     def flags(self, index: QModelIndex):
-        return super().flags(index) | Qt.ItemIsDragEnabled if index.isValid() else Qt.NoItemFlags
+        return super().flags(index) | DRAG_ENABLED if index.isValid() else NO_FLAGS
 
     def mimeTypes(self) -> list[str]:
         return ["text/uri-list", "text/plain"]

@@ -27,7 +27,16 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QDrag, QFontMetrics, QGuiApplication, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView
 from viml.desktop.style import ACCENT, CURVE, format_duration, format_time
-from viml.desktop.table_model import RowsTableModel
+from viml.desktop.table_model import (
+    ALIGNMENT_ROLE,
+    DISPLAY_ROLE,
+    DRAG_ENABLED,
+    FOREGROUND_ROLE,
+    NO_FLAGS,
+    RIGHT_ALIGNED,
+    TOOLTIP_ROLE,
+    RowsTableModel,
+)
 from viml.desktop.waveform import NOW_PLAYING_ROLE, PICTURE_ROLE, RowPicture, pictures
 from viml.desktop.why import Why, why_lines
 from viml.engine.music.waveform import Waveform
@@ -189,21 +198,21 @@ class ResultsModel(RowsTableModel):
     def suggestion(self, row: int) -> Suggestion:
         return self.rows[row]
 
-    def data(self, index: QModelIndex, role: int = Qt.DisplayRole):
+    def data(self, index: QModelIndex, role: int = DISPLAY_ROLE):
         if not index.isValid():
             return None
         item = self.rows[index.row()]
         column = index.column()
         if role == self.SuggestionRole:
             return item
-        if role == Qt.DisplayRole:
+        if role == DISPLAY_ROLE:
             return self.display(item)[column]
         if role == PICTURE_ROLE:
             return self._pictures.get(id(item))
         if role == NOW_PLAYING_ROLE:
             playing = self._now_playing
             return playing[1] if playing is not None and playing[0] == id(item) else None
-        if role == Qt.ToolTipRole:
+        if role == TOOLTIP_ROLE:
             return "\n".join(
                 [
                     " – ".join(part for part in (item.artist, item.title) if part),
@@ -213,14 +222,14 @@ class ResultsModel(RowsTableModel):
                     "the whole file). Double-click to audition it with the clip.",
                 ]
             )
-        if role == Qt.ForegroundRole and column == self.TAGS_COLUMN and item.weak_tags:
+        if role == FOREGROUND_ROLE and column == self.TAGS_COLUMN and item.weak_tags:
             return QColor("#888888")  # the track's strongest tags, not the part's confident ones
-        if role == Qt.TextAlignmentRole and column in self.NUMBER_COLUMNS:
-            return int(Qt.AlignRight | Qt.AlignVCenter)
+        if role == ALIGNMENT_ROLE and column in self.NUMBER_COLUMNS:
+            return RIGHT_ALIGNED
         return None
 
     def flags(self, index: QModelIndex):
-        return super().flags(index) | Qt.ItemIsDragEnabled if index.isValid() else Qt.NoItemFlags
+        return super().flags(index) | DRAG_ENABLED if index.isValid() else NO_FLAGS
 
     def mimeTypes(self) -> list[str]:
         return ["text/uri-list", "text/plain"]
