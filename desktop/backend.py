@@ -7,6 +7,7 @@ models. Nothing here ranks, decodes or tags by itself; it calls `viml.catalog` a
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -27,7 +28,7 @@ from viml.catalog.store import Catalog
 from viml.core.errors import UserFacingError
 from viml.desktop.results import Suggestion
 from viml.desktop.why import Why, row_tags
-from viml.engine.tags import strongest
+from viml.engine.tags import TAG_THRESHOLD, strongest
 
 if TYPE_CHECKING:
     from viml.desktop.workers import Token
@@ -62,11 +63,30 @@ def catalog_path(configured: str | None) -> Path:
     return default_catalog_path()
 
 
+@functools.lru_cache(maxsize=8)
+def _vocabularies(names: tuple[str, ...]) -> int:
+    """How many vocabularies 'VOCABULARY:tag' columns come from (asked once per track)."""
+    return len({name.split(":", 1)[0] for name in names})
+
+
 def top_tags(probabilities: np.ndarray, names: list[str], count: int = 3) -> list[str]:
-    """The strongest tags of a track (mean over its segments; the tag module's threshold and merging)."""
+    """The strongest tags of a track (mean over its segments; the tag module's threshold and merging).
+
+    Only the columns that can be among the first `count` go through `strongest` (its Python loop over
+    every name cost 0.45 ms a track when most tags pass the threshold: 4.5 s for a 10,000-track library):
+    a name is in each vocabulary at most once, so the `count` x vocabularies strongest columns, ties at
+    the cut included, hold the answer."""
     if probabilities.size == 0:
         return []
-    return [tag.lower() for tag, _ in strongest(probabilities.mean(axis=0), names, top=count)]
+    mean = probabilities.mean(axis=0)
+    columns = np.flatnonzero(mean >= TAG_THRESHOLD)
+    if columns.size > count:
+        keep = count * _vocabularies(tuple(names))
+        if columns.size > keep:
+            cut = np.partition(mean[columns], -keep)[-keep]
+            columns = columns[mean[columns] >= cut]
+    chosen = strongest(mean[columns], [names[column] for column in columns], top=count)
+    return [tag.lower() for tag, _ in chosen]
 
 
 def library_rows(
