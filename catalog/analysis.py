@@ -291,7 +291,7 @@ class MeasureJob:
     and/or its waveform (a catalog from before waveforms)."""
 
     fp: Fingerprint
-    embeddings: object  # float32 [S, D]
+    embeddings: object  # float32 [S, D], or None when the catalog holds no segments for it
     segment_starts: object  # float64 [S]
     rhythm: bool = True
     waveform: bool = True

@@ -232,12 +232,23 @@ def _scan(
     seen_keys = set()
     todo: list[str] = []
     reread: list[str] = []
+    # Unchanged analysed files that only lack a rhythm or a waveform: measured from their stored hash, not
+    # fingerprinted (hashed) again; like every unchanged file they are trusted by size and mtime.
+    measure_only: list[Fingerprint] = []
     for path, info in files:
         key = path_key(path)
         seen_keys.add(key)
         before = known.get(key)
         unchanged = info is not None and before is not None and (info.st_size, info.st_mtime_ns) == before[:2]
         measure = key in unmeasured or key in unwaved
+        if unchanged and key not in stale and measure and before is not None and before[2] is None:
+            assert info is not None
+            summary.unchanged += 1
+            if key in old_words:
+                reread.append(path)
+            content = unmeasured.get(key) or unwaved[key]
+            measure_only.append(Fingerprint(path, info.st_size, info.st_mtime_ns, content))
+            continue
         if unchanged and key not in stale and not (measure and before and before[2] is None):
             assert before is not None
             if before[2] is None:
@@ -253,7 +264,7 @@ def _scan(
         catalog.remove_paths(gone)
         summary.removed = len(gone)
 
-    analyzer = analysis.load_analyzer(analyzer_spec) if todo else None
+    analyzer = analysis.load_analyzer(analyzer_spec) if todo or measure_only else None
     if analyzer is not None and analyzer.id != analyzer_id:
         raise UserFacingError(f"music model {analyzer_spec!r} changed its id while loading; scan again")
     summary.run = catalog.start_run(summary.root, analyzer_id)
@@ -264,7 +275,7 @@ def _scan(
     status = "interrupted"
     try:
         _reread_words(catalog, reread, progress)
-        if todo:
+        if todo or measure_only:
             assert analyzer is not None
             # The last one-process scan died on this file (a crash in the decoder, or kill -9): this time
             # it runs in a worker process, so a crash costs the file, not the scan.
@@ -285,6 +296,7 @@ def _scan(
                 set(unmeasured.values()),
                 ray,
                 set(unwaved.values()),
+                measure_only,
             )
         status = "done"
     finally:
@@ -322,19 +334,22 @@ def _process(
     unmeasured: set[str] | None = None,
     ray: str | None = None,
     unwaved: set[str] | None = None,
+    measure_only: list[Fingerprint] | None = None,
 ) -> None:
     from tqdm import tqdm
 
     unmeasured = unmeasured or set()  # content hashes without the scan's rhythm
     unwaved = unwaved or set()  # ... without a waveform
+    to_measure = list(reversed(measure_only or []))  # unchanged files to measure only (no fingerprint)
+    work = len(todo) + len(to_measure)
 
     executor: _InlineExecutor | _Pool | RayExecutor
     if ray is not None:  # same driver loop; the analyses run on the cluster's actors
         from viml.catalog.scan_ray import RayExecutor
 
-        executor = RayExecutor(ray or None, min(jobs, len(todo)) if jobs else None, spec)
-        jobs = min(executor.workers, len(todo))
-    elif (jobs := max(1, min(jobs or analysis.usable_cores(), len(todo)))) == 1 and not isolate:
+        executor = RayExecutor(ray or None, min(jobs, work) if jobs else None, spec)
+        jobs = min(executor.workers, work)
+    elif (jobs := max(1, min(jobs or analysis.usable_cores(), work))) == 1 and not isolate:
         analysis._worker_analyzer = analyzer
         executor = _InlineExecutor(_InFlight(catalog.path))
     else:
@@ -362,6 +377,20 @@ def _process(
             event.update(kind=failure.kind, message=failure.message)
         on_event(event)
 
+    def measure_now(fp: Fingerprint) -> None:
+        """Measure what the content's stored analysis lacks (rhythm, waveform), once per content."""
+        rhythm = fp.hash in unmeasured and bool(getattr(analyzer, "rhythm_id", None))
+        waveform = fp.hash in unwaved
+        if rhythm or waveform:
+            unmeasured.discard(fp.hash)
+            unwaved.discard(fp.hash)
+            # A content without stored segments (a hand-made or truncated old catalog) is still measured;
+            # its rhythm's sections then come from the sound alone.
+            stored = catalog.music_segments(fp.hash) if catalog.has_segments(fp.hash) else None
+            embeddings, starts = (stored.embeddings, stored.starts) if stored is not None else (None, None)
+            job = analysis.MeasureJob(fp, embeddings, starts, rhythm, waveform)
+            pending[executor.submit(analysis.worker_measure, job)] = ("measure", job)
+
     def fail(failure: FileFailure) -> None:
         catalog.write_error(
             failure.path, failure.size, failure.mtime_ns, failure.kind, failure.message, summary.run
@@ -370,7 +399,9 @@ def _process(
         done_with(failure.path, "failed", failure)
 
     try:
-        while queue or pending:
+        while queue or pending or to_measure:
+            while to_measure and len(pending) < window:
+                measure_now(to_measure.pop())
             while queue and len(pending) < window:
                 path = queue.pop()
                 pending[executor.submit(analysis.worker_fingerprint, path)] = ("fingerprint", path)
@@ -400,16 +431,7 @@ def _process(
                     outcome = _route(catalog, result, analyzer.id, redo, summary, waiting, pending, executor)
                     if outcome is not None:
                         done_with(result.path, outcome)
-                        rhythm = result.hash in unmeasured and bool(getattr(analyzer, "rhythm_id", None))
-                        waveform = result.hash in unwaved
-                        if rhythm or waveform:
-                            unmeasured.discard(result.hash)  # one measurement per content
-                            unwaved.discard(result.hash)
-                            stored = catalog.music_segments(result.hash)
-                            job = analysis.MeasureJob(
-                                result, stored.embeddings, stored.starts, rhythm, waveform
-                            )
-                            pending[executor.submit(analysis.worker_measure, job)] = ("measure", job)
+                        measure_now(result)
                 else:
                     fp: Fingerprint = payload  # type: ignore[assignment]
                     music: MusicSegments = result

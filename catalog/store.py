@@ -695,6 +695,10 @@ class Catalog:
         """All tag columns in blob order, each as 'VOCABULARY:tag'."""
         return [f"{vocab}:{tag}" for vocab, tags in self.vocabularies().items() for tag in tags]
 
+    def has_segments(self, content_hash: str) -> bool:
+        query = "SELECT 1 FROM segments WHERE hash = ? LIMIT 1"
+        return self.connection.execute(query, (content_hash,)).fetchone() is not None
+
     def music_segments(self, content_hash: str) -> MusicSegments:
         rows = self.connection.execute(
             "SELECT start, end, embedding, tags FROM segments WHERE hash = ? ORDER BY idx", (content_hash,)
