@@ -270,8 +270,9 @@ def drop_on(window, widget, paths: list[str]) -> None:
     point = widget.mapTo(window, widget.rect().center())
     handle = window.windowHandle()
     for event in (
-        QDragEnterEvent(QPointF(point), Qt.CopyAction, data, Qt.LeftButton, Qt.NoModifier),
-        QDragMoveEvent(QPointF(point), Qt.CopyAction, data, Qt.LeftButton, Qt.NoModifier),
+        # Qt's enter/move events take a QPoint, the drop a QPointF (PySide6 6.11 holds to that).
+        QDragEnterEvent(point, Qt.CopyAction, data, Qt.LeftButton, Qt.NoModifier),
+        QDragMoveEvent(point, Qt.CopyAction, data, Qt.LeftButton, Qt.NoModifier),
         QDropEvent(QPointF(point), Qt.CopyAction, data, Qt.LeftButton, Qt.NoModifier),
     ):
         QApplication.sendEvent(handle, event)
