@@ -7,7 +7,17 @@ Everything else lives in pyproject.toml.
 
 from setuptools import find_packages, setup
 
-MAPPED_FOLDERS = ("core", "engine", "training", "catalog", "search", "export_onnx", "learning", "demo", "desktop")
+MAPPED_FOLDERS = (
+    "core",
+    "engine",
+    "training",
+    "catalog",
+    "search",
+    "export_onnx",
+    "learning",
+    "demo",
+    "desktop",
+)
 
 packages = find_packages(include=["viml", "viml.*"])
 package_dir = {"viml": "viml"}
