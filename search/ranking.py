@@ -39,12 +39,19 @@ def window_scores(
     prompt terms' tag score, search/prompt_terms.py).
     """
     query = np.atleast_2d(np.asarray(query, dtype=np.float32))
-    total, k = embeddings.shape[0], query.shape[0]
+    return windows_of(_similarities(embeddings, query), starts, counts, bias)
+
+
+def windows_of(
+    similarities: np.ndarray, starts: np.ndarray, counts: np.ndarray, bias: np.ndarray | None = None
+) -> WindowScores:
+    """`window_scores` from the similarities [N, K] of every segment with every query row (changed in
+    place by `bias`); search/candidates.py computes them for a few tracks without copying their rows."""
+    total, k = similarities.shape
     tracks = len(counts)
     if tracks == 0:
         empty = np.zeros(0, np.float32)
         return WindowScores(empty, np.zeros(0, np.int64), empty, np.zeros(0, np.int64))
-    similarities = _similarities(embeddings, query)  # [N, K] float32
     if bias is not None:
         similarities += np.asarray(bias, dtype=np.float32)[:, None]
     if k == 1:

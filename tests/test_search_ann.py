@@ -54,10 +54,14 @@ def joined(*tables):
 
 
 def test_candidates_hold_the_exact_top_tracks_and_their_windows(monkeypatch):
-    monkeypatch.setattr(candidates, "CLIP_NEIGHBOURS", 512)  # this library's size, not a million's
+    monkeypatch.setattr(candidates, "CLIP_TRACKS", 1000)  # this library's size, not a million's
     table = library(1500)
     index = ann.SegmentIndex.build(table)
     lookup = candidates.TrackLookup(table)
+    means = [
+        table.embeddings[s : s + c].mean(axis=0) for s, c in zip(table.starts, table.counts, strict=True)
+    ]
+    np.testing.assert_allclose(lookup.means, np.stack(means), rtol=1e-5, atol=1e-6)
     rng = np.random.default_rng(1)
     for k in (1, 1, 1, 2, 3):
         track = int(rng.integers(len(table.counts)))
@@ -74,7 +78,7 @@ def test_candidates_hold_the_exact_top_tracks_and_their_windows(monkeypatch):
         found_top = top_tracks(scores.best, mask, 50)
         if k == 1:  # proven by the bound: exactly the exact top
             assert set(found_top.tolist()) == set(top.tolist())
-        else:  # a clip's mean-row candidates: as good as the index's recall
+        else:  # a clip's candidates (closest on average, mean row's neighbours): as good as measured
             assert len(set(found_top.tolist()) & set(top.tolist())) >= 45
         top = top[mask[top]]
         np.testing.assert_allclose(scores.best[top], exact.best[top], rtol=1e-6)
@@ -86,7 +90,8 @@ def test_candidates_hold_the_exact_top_tracks_and_their_windows(monkeypatch):
         )
 
 
-def test_a_filter_and_prompt_term_bias_are_honoured_among_candidates():
+def test_a_filter_and_prompt_term_bias_are_honoured_among_candidates(monkeypatch):
+    monkeypatch.setattr(candidates, "CLIP_TRACKS", 1000)
     table = library(1200, seed=2)
     index = ann.SegmentIndex.build(table)
     lookup = candidates.TrackLookup(table)
@@ -106,6 +111,15 @@ def test_a_filter_and_prompt_term_bias_are_honoured_among_candidates():
     expected = top_tracks(exact.best, keep, 50)
     assert set(top_tracks(scores.best, mask, 50).tolist()) == set(expected.tolist())
     assert set(lifted.tolist()) <= set(expected[:5].tolist())
+    # A clip: its candidates are kept tracks too, and the tracks the terms lift are among them.
+    clip = normalize_rows(rng.standard_normal((3, 24)).astype(np.float32))
+    exact = window_scores(table.embeddings, table.starts, table.counts, clip, bias)
+    found = candidates.candidate_scores(table, index, lookup, clip, bias, keep, need=50)
+    assert found is not None
+    scores, mask = found
+    assert not mask[~keep].any() and mask[lifted].all()
+    np.testing.assert_allclose(scores.best[mask], exact.best[mask], rtol=1e-6)
+    assert set(top_tracks(scores.best, mask, 5).tolist()) == set(top_tracks(exact.best, keep, 5).tolist())
 
 
 def test_the_index_follows_the_catalog_incrementally_and_is_never_trusted_stale(tmp_path):
