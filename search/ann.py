@@ -48,6 +48,7 @@ CONNECTIVITY = 16
 EXPANSION_ADD = 128
 # A rebuild compacts the graph once this share of its vectors were removed (usearch marks them deleted).
 REBUILD_REMOVED = 0.3
+ADD_BLOCK = 100_000  # vectors copied and added at a time
 
 
 def index_root(catalog_path: str | os.PathLike) -> Path:
@@ -193,8 +194,12 @@ class SegmentIndex:
             self._hash_of[number] = content_hash
             keys.append(_keys(number, count))
             rows.append(np.arange(first, first + count))
-        vectors = np.ascontiguousarray(table.embeddings[np.concatenate(rows)], dtype=np.float32)
-        self.index.add(np.concatenate(keys), vectors, threads=threads)
+        all_keys, all_rows = np.concatenate(keys), np.concatenate(rows)
+        # In blocks: a copy of every vector at once would be 7.7 GB more memory at 5 M segments.
+        for lo in range(0, len(all_rows), ADD_BLOCK):
+            block = all_rows[lo : lo + ADD_BLOCK]
+            vectors = np.ascontiguousarray(table.embeddings[block], dtype=np.float32)
+            self.index.add(all_keys[lo : lo + ADD_BLOCK], vectors, threads=threads)
 
     def search(
         self, rows: np.ndarray, count: int, expansion: int, threads: int = 0

