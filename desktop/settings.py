@@ -43,6 +43,16 @@ class AppSettings:
     def bundle(self, value: str | None) -> None:
         self._set("bundle", value)
 
+    @property
+    def recent_prompts(self) -> list[str]:
+        """Prompts the user settled on, newest first (the prompt box's completer and Recent menu)."""
+        stored = self._get("recent_prompts", [])
+        return [p for p in stored if isinstance(p, str)] if isinstance(stored, list) else []
+
+    @recent_prompts.setter
+    def recent_prompts(self, prompts: list[str]) -> None:
+        self._set("recent_prompts", list(prompts))
+
     # Audition: what the preview plays through, how loud, and what happens at the out point.
     @property
     def audio_device(self) -> str | None:
@@ -74,16 +84,6 @@ class AppSettings:
     @audition_loop.setter
     def audition_loop(self, loop: bool) -> None:
         self._set("audition_loop", True if loop else None)
-
-    @property
-    def recent_prompts(self) -> list[str]:
-        """Prompts the user settled on, newest first (the prompt box's completer and Recent menu)."""
-        stored = self._get("recent_prompts", [])
-        return [p for p in stored if isinstance(p, str)] if isinstance(stored, list) else []
-
-    @recent_prompts.setter
-    def recent_prompts(self, prompts: list[str]) -> None:
-        self._set("recent_prompts", list(prompts))
 
     # Shared with the engine and the CLI (no "desktop." prefix): what the app shows is what they read.
     @property
