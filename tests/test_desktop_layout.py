@@ -36,7 +36,6 @@ def test_the_layout_holds_in_a_real_x_server(tmp_path):
     assert report["sizes"] == {size: [] for size in sizes}
 
 
-
 def test_the_filters_fold_under_a_button_that_counts_them(qtbot, tmp_path):
     """Folded (the default) the filters take no rows; set while folded, the button still says so."""
     window = populated_window(tmp_path, (1024, 640))
@@ -55,6 +54,7 @@ def test_the_filters_fold_under_a_button_that_counts_them(qtbot, tmp_path):
     bar.reset_filters()
     assert bar.filters_button.text() == "Filters ▸"
     window.close()
+
 
 def test_the_settings_dialog_is_not_cramped(qtbot, tmp_path):
     """At the size it opens with: it fits a 1024×640 screen, the groups' fields line up, every box shows

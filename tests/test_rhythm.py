@@ -93,7 +93,6 @@ def test_loudness_curve_and_silence():
     assert integrated_loudness(np.zeros(rate * 3, np.float32), rate) == float("-inf")
 
 
-
 def test_an_empty_block_changes_nothing():
     """One decode hands several rates their blocks together, and a resampler still filling its delay gives
     an empty one (a real .m4a failed its scan so: "cannot reshape array of size 0")."""
@@ -107,6 +106,7 @@ def test_an_empty_block_changes_nothing():
     gappy.push(signal[1000:])
     assert gappy.integrated() == plain.integrated()
     assert np.array_equal(gappy.curve(), plain.curve())
+
 
 def test_sections_found_where_the_sound_changes_and_moved_to_downbeats():
     times = np.arange(0.25, 180.0, 0.5)
