@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     setup = prepare(root, args.pieces, args.demo_steps)
     times["prepare (world, demo model, bundles, scan, past edits)"] = time.perf_counter() - started
+    # From here on this process and the `viml learn` child share one home: the same clip cache, so the
+    # start bundle's figures in both are computed from the same frame embeddings.
+    os.environ["VIML_HOME"] = str(root / "home")
 
     mark = time.perf_counter()
     pairs, formats_agree = harvest_all(setup["edits"], setup["catalog"])
@@ -376,11 +379,15 @@ def report(rows, baseline, learned, heldout, setup, sizes, seeds, steps, formats
     print("-" * len(header))
     for name, row in rows.items():
         r = ratios(row, baseline)
+        recall = r["R@10 / baseline R@10"]
         print(
             f"{name:<52} {row['median rank']:>7.1f} {row['R@1']:>6.1f} {row['R@5']:>6.1f} {row['R@10']:>6.1f} "
-            f"{r['R@10 / baseline R@10'] or float('nan'):>7.2f} {r['baseline median rank / median rank']:>7.2f}"
+            f"{'n/a' if recall is None else f'{recall:.2f}':>7} {r['baseline median rank / median rank']:>7.2f}"
         )
-    print("ratios against the prompt-only baseline: R@10 × = row / baseline, MedR × = baseline / row")
+    print(
+        "ratios against the prompt-only baseline: R@10 × = row / baseline (n/a: the baseline's is 0), "
+        "MedR × = baseline / row"
+    )
     if cli is not None:
         start = cli["held-out metrics, start bundle"]
         print(
