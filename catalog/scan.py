@@ -74,7 +74,10 @@ class ScanSummary:
     rhythm_measured: int = 0  # analysed files whose rhythm was measured only (their analysis was current)
     rhythm_failed: int = 0  # files whose rhythm could not be measured (their music analysis stands)
     waveforms_measured: int = 0  # analysed files whose waveform was measured only (from before waveforms)
-    waveforms_failed: int = 0  # files whose waveform could not be measured (the next scan tries again)
+    waveforms_failed: int = 0  # files whose waveform could not be measured (recorded, like a failed file)
+    # unchanged files whose rhythm / waveform failed before: not measured again (--retry-failed does)
+    measures_still_failing: int = 0
+    measure_failures: list[dict] = field(default_factory=list)  # this scan's: path, what, kind, message
     audio_seconds: float = 0.0
     seconds: float = 0.0
     skipped: Counter = field(default_factory=Counter)  # reason -> count (not audio, loops)
@@ -98,6 +101,8 @@ class ScanSummary:
             "rhythm_failed": self.rhythm_failed,
             "waveforms_measured": self.waveforms_measured,
             "waveforms_failed": self.waveforms_failed,
+            "measures_still_failing": self.measures_still_failing,
+            "measure_failures": self.measure_failures,
             "audio_seconds": round(self.audio_seconds, 3),
             "seconds": round(self.seconds, 3),
             "skipped": dict(self.skipped),
@@ -165,6 +170,7 @@ def scan(
     bundle: str | os.PathLike | None = None,
     on_event: EventSink | None = None,
     ray: str | None = None,
+    retry_failed: bool = False,
 ) -> ScanSummary:
     """Bring the catalog up to date with the audio files under `root`.
 
@@ -173,6 +179,8 @@ def scan(
     `bundle` (a bundle folder): analyse with its own music model and analysis spec; files analysed under
     another spec are re-analysed, so a search never meets an analysis its bundle cannot read.
     `reanalyze`: analyse every file again, changed or not.
+    `retry_failed`: try again the unchanged files that failed before, and the rhythms and waveforms whose
+    measurement failed (by default, like a failed file, they wait until the file changes).
     `ray`: analyse on a Ray cluster (catalog/scan_ray.py) at this address ("" starts a local one); this
     process still writes every file, so the scan stays resumable.
     """
@@ -182,7 +190,16 @@ def scan(
         raise UserFacingError(f"{root}: no such folder or file")
     with scan_lock(catalog.path), _analysis_bundle(bundle):
         return _scan(
-            catalog, root, analyzer_spec, jobs, progress, reanalyze, started, on_event or _ignore, ray
+            catalog,
+            root,
+            analyzer_spec,
+            jobs,
+            progress,
+            reanalyze,
+            started,
+            on_event or _ignore,
+            ray,
+            retry_failed,
         )
 
 
@@ -211,6 +228,7 @@ def _scan(
     started: float,
     on_event: EventSink,
     ray: str | None = None,
+    retry_failed: bool = False,
 ) -> ScanSummary:
     summary = ScanSummary(root=path_key(root))
     files = discover(root, summary)
@@ -223,11 +241,16 @@ def _scan(
     rhythm_id = analysis.expected_rhythm_id(analyzer_spec)
     summary.rhythm = rhythm_id
     # Analysed tracks the rhythm analysis has not measured: fingerprinted again, then only measured.
-    unmeasured = catalog.tracks_without_rhythm(summary.root, rhythm_id) if rhythm_id else {}
+    unmeasured = catalog.tracks_without_rhythm(summary.root, rhythm_id, retry_failed) if rhythm_id else {}
     # ... and the same for tracks without a waveform (one decode measures both).
-    unwaved = (
-        catalog.tracks_without_waveform(summary.root) if analysis.expected_waveforms(analyzer_spec) else {}
-    )
+    waveforms = analysis.expected_waveforms(analyzer_spec)
+    unwaved = catalog.tracks_without_waveform(summary.root, retry_failed) if waveforms else {}
+    # Failed measurements wait, like failed files, until the file changes (or --retry-failed).
+    measures_failed = {
+        failure["path"] for failure in catalog.measure_failures(summary.root)
+        if (failure["what"] == "rhythm" and failure["analysis"] == rhythm_id)
+        or (failure["what"] == "waveform" and waveforms)
+    }  # fmt: skip
     old_words = catalog.tracks_with_old_words(summary.root)  # tags read by an older reader: read again
     seen_keys = set()
     todo: list[str] = []
@@ -253,11 +276,13 @@ def _scan(
             assert before is not None
             if before[2] is None:
                 summary.unchanged += 1
+                summary.measures_still_failing += key in measures_failed
                 if key in old_words:
                     reread.append(path)
-            else:
+                continue
+            if not retry_failed:
                 summary.still_failing += 1
-            continue
+                continue
         todo.append(path)  # fingerprint reports non-regular files without opening them
     gone = [key for key in known if key not in seen_keys]
     if gone:
@@ -410,11 +435,19 @@ def _process(
                 result = future.result()
                 if stage == "measure":
                     # The file itself is done (touched or linked); only its rhythm and/or waveform were
-                    # still measured. A failure leaves them missing: the next scan tries again.
+                    # still measured. A failure leaves them missing and is recorded, so that the next scan
+                    # does not decode the file again while it is unchanged (--retry-failed does).
                     job: analysis.MeasureJob = payload  # type: ignore[assignment]
                     if isinstance(result, FileFailure):
                         summary.rhythm_failed += job.rhythm
                         summary.waveforms_failed += job.waveform
+                        failed = {"rhythm": analyzer.rhythm_id} if job.rhythm else {}  # type: ignore[attr-defined]
+                        failed |= {"waveform": ""} if job.waveform else {}
+                        catalog.write_measure_failures(
+                            job.fp.hash, failed, f"{result.kind}: {result.message}"
+                        )
+                        summary.measure_failures.append({"path": path_key(job.path), "what": sorted(failed),
+                                                         "kind": result.kind, "message": result.message})  # fmt: skip
                     else:
                         if result.rhythm is not None:
                             catalog.write_rhythm(job.fp.hash, analyzer.rhythm_id, result.rhythm)  # type: ignore[attr-defined]
@@ -726,9 +759,11 @@ def watch(
     bundle: str | os.PathLike | None = None,
     on_event: EventSink | None = None,
     ray: str | None = None,
+    retry_failed: bool = False,
 ) -> None:
     """Rescan every `interval` seconds until interrupted (polling: works on network and removable drives,
-    needs no extra dependency, and an unchanged rescan costs only stats)."""
+    needs no extra dependency, and an unchanged rescan costs only stats). `retry_failed` applies to the
+    first scan only: the later ones would decode every failing file again each time."""
     while True:
         on_summary(
             scan(
@@ -740,6 +775,8 @@ def watch(
                 bundle=bundle,
                 on_event=on_event,
                 ray=ray,
+                retry_failed=retry_failed,
             )  # fmt: skip
         )
+        retry_failed = False
         time.sleep(interval)

@@ -243,6 +243,19 @@ MIGRATIONS: list[list[Step]] = [
             rms BLOB NOT NULL
         ) WITHOUT ROWID""",
     ],
+    # version 9: a measurement (rhythm, waveform) that failed on an analysed content, with why: like a
+    # failed file it is not tried again while the file is unchanged (`viml scan --retry-failed` tries again;
+    # a new analysis of the content clears it). `analyzer`: the rhythm analysis id, '' for a waveform.
+    [
+        """CREATE TABLE measure_failures (
+            hash TEXT NOT NULL REFERENCES contents(hash) ON DELETE CASCADE,
+            what TEXT NOT NULL CHECK (what IN ('rhythm', 'waveform')),
+            analyzer TEXT NOT NULL,
+            message TEXT NOT NULL,
+            seen_at REAL NOT NULL,
+            PRIMARY KEY (hash, what)
+        ) WITHOUT ROWID""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

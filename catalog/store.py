@@ -297,23 +297,56 @@ class Catalog:
         )
         return dict(rows.fetchall())
 
-    def tracks_without_rhythm(self, folder_prefix: str, rhythm: str) -> dict[str, str]:
-        """path -> content hash of analysed tracks under a folder with no rhythm measured by `rhythm`."""
+    def tracks_without_rhythm(
+        self, folder_prefix: str, rhythm: str, retry_failed: bool = False
+    ) -> dict[str, str]:
+        """path -> content hash of analysed tracks under a folder with no rhythm measured by `rhythm`; those
+        whose measurement by `rhythm` failed before only with `retry_failed`."""
         rows = self.connection.execute(
             "SELECT t.path, t.hash FROM tracks t LEFT JOIN rhythm r ON r.hash = t.hash "
-            "WHERE (r.analyzer IS NULL OR r.analyzer != ?) AND (t.path = ? OR t.path LIKE ? ESCAPE '\\')",
-            (rhythm, folder_prefix, _like_prefix(folder_prefix)),
+            "WHERE (r.analyzer IS NULL OR r.analyzer != ?) AND (t.path = ? OR t.path LIKE ? ESCAPE '\\') "
+            "AND (? OR NOT EXISTS (SELECT 1 FROM measure_failures f "
+            "WHERE f.hash = t.hash AND f.what = 'rhythm' AND f.analyzer = ?))",
+            (rhythm, folder_prefix, _like_prefix(folder_prefix), retry_failed, rhythm),
         )
         return dict(rows.fetchall())
 
-    def tracks_without_waveform(self, folder_prefix: str) -> dict[str, str]:
-        """path -> content hash of analysed tracks under a folder whose content has no stored waveform."""
+    def tracks_without_waveform(self, folder_prefix: str, retry_failed: bool = False) -> dict[str, str]:
+        """path -> content hash of analysed tracks under a folder whose content has no stored waveform;
+        those whose waveform failed before only with `retry_failed`."""
         rows = self.connection.execute(
             "SELECT t.path, t.hash FROM tracks t LEFT JOIN waveforms w ON w.hash = t.hash "
-            "WHERE w.hash IS NULL AND (t.path = ? OR t.path LIKE ? ESCAPE '\\')",
-            (folder_prefix, _like_prefix(folder_prefix)),
+            "WHERE w.hash IS NULL AND (t.path = ? OR t.path LIKE ? ESCAPE '\\') "
+            "AND (? OR NOT EXISTS (SELECT 1 FROM measure_failures f "
+            "WHERE f.hash = t.hash AND f.what = 'waveform'))",
+            (folder_prefix, _like_prefix(folder_prefix), retry_failed),
         )
         return dict(rows.fetchall())
+
+    def write_measure_failures(self, content_hash: str, failed: dict[str, str], message: str) -> None:
+        """Measurements that failed on an analysed content, what -> analysis ('rhythm' -> the rhythm
+        analysis id, 'waveform' -> ''): the scan does not try them again while the file is unchanged."""
+        now = time.time()
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT OR REPLACE INTO measure_failures VALUES (?, ?, ?, ?, ?)",
+                [(content_hash, what, analyzer, message, now) for what, analyzer in failed.items()],
+            )
+
+    def measure_failures(self, folder_prefix: str) -> list[dict]:
+        """The failed measurements of the tracks under a folder whose measurement is still missing: path,
+        what ('rhythm' / 'waveform'), the rhythm analysis, why, when."""
+        rows = self.connection.execute(
+            "SELECT t.path, f.what, f.analyzer, f.message, f.seen_at FROM measure_failures f "
+            "JOIN tracks t ON t.hash = f.hash WHERE (t.path = ? OR t.path LIKE ? ESCAPE '\\') "
+            "AND NOT EXISTS (SELECT 1 FROM rhythm r WHERE f.what = 'rhythm' AND r.hash = f.hash "
+            "AND r.analyzer = f.analyzer) "
+            "AND NOT EXISTS (SELECT 1 FROM waveforms w WHERE f.what = 'waveform' AND w.hash = f.hash) "
+            "ORDER BY t.path, f.what",
+            (folder_prefix, _like_prefix(folder_prefix)),
+        )
+        keys = ("path", "what", "analysis", "message", "seen_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def analysed_otherwise(self, analyzer: str) -> int:
         """How many catalogued tracks were analysed under another spec than `analyzer`."""
@@ -377,6 +410,7 @@ class Catalog:
                 ],
             )
             self._write_descriptors(c, fingerprint.hash, music)
+            c.execute("DELETE FROM measure_failures WHERE hash = ?", (fingerprint.hash,))  # a fresh try
             if music.rhythm is not None and music.rhythm_id:
                 # (without one, a stored rhythm stays: it depends on the audio, which is the same)
                 self._write_rhythm(c, fingerprint.hash, music.rhythm_id, music.rhythm)
@@ -391,6 +425,7 @@ class Catalog:
 
     def _write_rhythm(self, c: sqlite3.Connection, content_hash: str, analyzer: str, rhythm: Rhythm) -> None:
         beats = rhythm.beats
+        c.execute("DELETE FROM measure_failures WHERE hash = ? AND what = 'rhythm'", (content_hash,))
 
         def finite(value: float) -> float | None:
             return float(value) if np.isfinite(value) else None
@@ -465,6 +500,7 @@ class Catalog:
             self._write_waveform(c, content_hash, waveform)
 
     def _write_waveform(self, c: sqlite3.Connection, content_hash: str, waveform: Waveform) -> None:
+        c.execute("DELETE FROM measure_failures WHERE hash = ? AND what = 'waveform'", (content_hash,))
         c.execute(
             "INSERT OR REPLACE INTO waveforms VALUES (?, ?, ?, ?)",
             (

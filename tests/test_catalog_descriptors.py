@@ -97,6 +97,7 @@ def test_an_older_catalog_upgrades_and_reads_nan_until_rescanned(tmp_path):
     connection = sqlite3.connect(path)  # ... and stored by a ViML whose schema stopped at version 4
     connection.executescript(
         "DROP TABLE descriptors; DROP TABLE rhythm; DROP TABLE used_marks; DROP TABLE IF EXISTS waveforms; "
+        "DROP TABLE IF EXISTS measure_failures; "
         "CREATE TABLE used_tracks (path TEXT PRIMARY KEY, used_at REAL NOT NULL, note TEXT); "
         "PRAGMA user_version = 4;"
     )

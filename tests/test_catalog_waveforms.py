@@ -3,6 +3,7 @@ back as stored; a catalog from before them gets them on the next scan without th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 
@@ -144,6 +145,71 @@ def test_a_catalog_from_before_waveforms_gets_them_on_the_next_scan(folder, tmp_
             assert np.median(np.abs(difference)) <= 5  # codes are 0.24 dB apart
         third = scan(catalog, folder, spec, jobs=1, progress=False)
         assert (third.unchanged, third.waveforms_measured, decodes.count) == (2, 0, 2)
+
+
+def replace_keeping_stat(path, data: bytes) -> None:
+    """New bytes of the same length with the old mtime: to a scan (size + mtime) the file is unchanged."""
+    stat = path.stat()
+    assert len(data) == stat.st_size
+    path.write_bytes(data)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_failed_measurement_is_recorded_and_waits_until_retried(folder, tmp_path, monkeypatch, capsys):
+    """A waveform that cannot be measured is recorded with why; later scans do not decode the unchanged
+    file again each time (they did: every scan of a big library re-decoded its few bad files); --retry-failed
+    does, and a success clears the record."""
+    from viml.cli import main
+
+    spec = "viml.demo.stats_analyzer:load"
+    path, bad = tmp_path / "c.sqlite", folder / "song0.wav"
+    with Catalog(path) as catalog:
+        scan(catalog, folder, spec, jobs=1, progress=False)
+    with sqlite3.connect(path) as connection:  # a catalog from before waveforms
+        connection.execute("DELETE FROM waveforms")
+    good = bad.read_bytes()
+    replace_keeping_stat(bad, bytes(len(good)))  # zeroed (bit rot): nothing can decode it
+    with Catalog(path) as catalog:
+        first = scan(catalog, folder, spec, jobs=1, progress=False)
+        assert (first.unchanged, first.waveforms_measured, first.waveforms_failed) == (2, 1, 1)
+        assert [(f["path"], f["what"]) for f in first.measure_failures] == [(str(bad), ["waveform"])]
+        recorded = catalog.measure_failures(str(folder))
+        assert [(r["path"], r["what"]) for r in recorded] == [(str(bad), "waveform")] and recorded[0][
+            "message"
+        ]
+        decodes = CountingDecodes(monkeypatch)
+        second = scan(catalog, folder, spec, jobs=1, progress=False)
+        assert (second.waveforms_failed, second.measures_still_failing, decodes.count) == (0, 1, 0)
+    assert main(["scan", str(folder), "--catalog", str(path), "--analyzer", spec, "-j", "1", "-q"]) == 0
+    assert "not measured 1: their rhythm or waveform failed before" in capsys.readouterr().out
+    assert decodes.count == 0
+    replace_keeping_stat(bad, good)  # e.g. a codec installed since: only a retry can tell
+    with Catalog(path) as catalog:
+        retried = scan(catalog, folder, spec, jobs=1, progress=False, retry_failed=True)
+        assert (retried.waveforms_measured, retried.waveforms_failed, retried.measures_still_failing) == (
+            1,
+            0,
+            0,
+        )
+        assert decodes.count == 1 and catalog.measure_failures(str(folder)) == []
+        assert len(catalog.waveforms(t.hash for t in catalog.tracks())) == 2
+
+
+def test_a_failed_file_is_tried_again_only_when_asked(folder, tmp_path):
+    path, bad = tmp_path / "c.sqlite", folder / "song1.wav"
+    good = bad.read_bytes()
+    replace_keeping_stat(bad, bytes(len(good)))
+    with Catalog(path) as catalog:
+        first = scan(catalog, folder, "viml.demo.stats_analyzer:load", jobs=1, progress=False)
+        assert first.analysed == 1 and len(first.failures) == 1
+        replace_keeping_stat(bad, good)
+        again = scan(catalog, folder, "viml.demo.stats_analyzer:load", jobs=1, progress=False)
+        assert (again.still_failing, again.analysed) == (1, 0)
+        retried = scan(
+            catalog, folder, "viml.demo.stats_analyzer:load", jobs=1, progress=False, retry_failed=True
+        )
+        assert (retried.still_failing, retried.analysed, retried.failures) == (0, 1, [])
+        assert len(catalog.tracks()) == 2 and catalog.errors() == []
 
 
 def test_an_analyzer_that_builds_no_waveforms_is_not_asked_again(folder, tmp_path, monkeypatch):

@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="analyse every file again, changed or not (files analysed under another analysis spec than "
         "the bundle's are always re-analysed)",
     )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="try again the files that failed before and the rhythms/waveforms that could not be measured "
+        "(by default they wait until the file changes, e.g. after installing a codec)",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument(
         "--events", action="store_true",
@@ -112,10 +118,10 @@ def _run(args: argparse.Namespace) -> int:
         on_event = emit_event if args.events else None
         if args.watch:
             watch(catalog, args.folder, spec, args.jobs, args.interval, report, progress=progress, bundle=bundle,
-                  on_event=on_event, ray=args.ray)  # fmt: skip
+                  on_event=on_event, ray=args.ray, retry_failed=args.retry_failed)  # fmt: skip
             return 0
         summary = scan(catalog, args.folder, spec, args.jobs, progress=progress, reanalyze=args.reanalyze,
-                       bundle=bundle, on_event=on_event, ray=args.ray)  # fmt: skip
+                       bundle=bundle, on_event=on_event, ray=args.ray, retry_failed=args.retry_failed)  # fmt: skip
         report(summary)
     return 0
 
@@ -189,10 +195,15 @@ def print_summary(summary: dict, as_json: bool = False, limit: int = 20) -> None
                 for what in ("rhythm", "waveforms")]  # fmt: skip
     if any(done or failed for done, failed, _ in measured):  # catalogued before these were measured
         print("  measured without the music model: " + ", ".join(
-            f"{done} {what}" + (f" ({failed} failed: the next scan tries again)" if failed else "")
+            f"{done} {what}" + (f" ({failed} failed)" if failed else "")
             for done, failed, what in measured if done or failed))  # fmt: skip
+    for failure in summary.get("measure_failures", [])[:limit]:
+        print(f"    {' and '.join(failure['what'])} not measured: {failure['path']}: {failure['message']}")
     if summary["still_failing"]:
-        print(f"  skipped {summary['still_failing']}: failed before and unchanged since")
+        print(f"  skipped {summary['still_failing']}: failed before and unchanged since (--retry-failed)")
+    if summary.get("measures_still_failing"):
+        print(f"  not measured {summary['measures_still_failing']}: their rhythm or waveform failed before "
+              "and the file is unchanged since (--retry-failed)")  # fmt: skip
     for kind, count in summary["failed"].items():
         print(f"  failed {count}: {kind}")
     for failure in summary["failures"][:limit]:
