@@ -201,6 +201,7 @@ class ScanProcess:
         analyzer: str | None = None,
         jobs: int | None = None,
         bundle: str | None = None,
+        retry_failed: bool = False,
     ):
         self.folder = os.path.abspath(folder)
         self.catalog_file = catalog_file
@@ -223,6 +224,8 @@ class ScanProcess:
             command += ["--bundle", bundle]
         if jobs:
             command += ["--jobs", str(jobs)]
+        if retry_failed:  # files that failed before are otherwise skipped until they change
+            command.append("--retry-failed")
         self.command = command
         self.process: subprocess.Popen | None = None
         self.outcomes: dict[str, int] = {}  # file events seen: outcome -> count (a check on the summary)

@@ -266,7 +266,9 @@ class LibraryPanel(QWidget):
             "(their analysis is kept, so adding the folder again is quick)"
         )
         self.rescan_button = QPushButton("Rescan", self)
-        self.rescan_button.setToolTip("Scan the selected folder again (new, changed and removed files)")
+        self.rescan_button.setToolTip(
+            "Scan the selected folder again: new, changed and removed files, and the files that failed"
+        )
         self.scan_button = QPushButton("Scan all", self)
         self.pause_button = QPushButton("Pause", self, checkable=True)
         self.cancel_button = QPushButton("Cancel", self)

@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self.kept_tasks: set[workers.Task] = set()  # one-off tasks (export, timeline read) until done
         self.scan_process: backend.ScanProcess | None = None
         self.scan_queue: list[str] = []
+        self.scan_retry: set[str] = set()  # queued folders whose failed files are tried again (Rescan)
         self.library_reader = backend.LibraryReader()
         self.library_task: workers.Task | None = None
         self.library_again = False
@@ -137,7 +138,7 @@ class MainWindow(QMainWindow):
 
         self.library.addFolderRequested.connect(self.choose_music_folder)
         self.library.removeFolderRequested.connect(self.remove_music_folder)
-        self.library.rescanFolderRequested.connect(lambda folder: self.scan([folder]))
+        self.library.rescanFolderRequested.connect(self.rescan)
         self.drop_guard = OwnDragGuard(self)  # the app's own drags are never drops into the library
         self.library.scanRequested.connect(self.scan_all)
         self.library.pauseRequested.connect(self.pause_scan)
@@ -373,13 +374,21 @@ class MainWindow(QMainWindow):
         if self.scan_task is None:
             self._scan_next()
 
+    def rescan(self, folder: str) -> None:
+        """Rescan one folder on the user's request: its files that failed before are tried again too (a
+        plain scan skips them until they change; the user may have mended them since)."""
+        self.scan_retry.add(folder)
+        self.scan([folder])
+
     def _scan_next(self) -> None:
         if not self.scan_queue:
             self.library.set_scanning(False)
             return
         folder = self.scan_queue.pop(0)
+        retry = folder in self.scan_retry
+        self.scan_retry.discard(folder)
         process = backend.ScanProcess(
-            folder, backend.catalog_path(self.settings.catalog), self.settings.analyzer
+            folder, backend.catalog_path(self.settings.catalog), self.settings.analyzer, retry_failed=retry
         )
         task = workers.Task(lambda token: process.run(token.progress, lambda: token.cancelled))
         task.signals.progress.connect(self._scan_progress)

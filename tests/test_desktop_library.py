@@ -155,6 +155,30 @@ def test_rescan_scans_only_the_chosen_folder(qtbot, tmp_path):
     window.close()
 
 
+def test_rescan_tries_the_failed_files_again(qtbot, tmp_path):
+    """A file that failed is skipped by later scans until it changes; Rescan is the user asking again."""
+    folder = music(tmp_path / "music", ["good.wav", "mended.wav"])
+    mended = folder / "mended.wav"
+    stat, sound = mended.stat(), mended.read_bytes()
+    mended.write_bytes(bytes(len(sound)))  # unreadable, with the size and mtime it will have when mended
+    os.utime(mended, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    window = make_window(qtbot, tmp_path)
+    window.add_music_folders([str(folder)])
+    wait_scanned(qtbot, window)
+    assert rows(window)[str(mended)][0] == "failed"
+    mended.write_bytes(sound)
+    os.utime(mended, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    window.scan_all()  # a plain scan trusts size and mtime: still failed
+    wait_scanned(qtbot, window)
+    assert rows(window)[str(mended)][0] == "failed"
+    window.library.select_folder(str(folder))
+    window.library.rescan_button.click()
+    wait_scanned(qtbot, window)
+    assert rows(window)[str(mended)][0] == "analysed"
+    assert str(mended) in catalogued(window)
+    window.close()
+
+
 def test_failed_files_are_listed_with_their_reasons(qtbot, tmp_path):
     folder = music(tmp_path / "music", ["good.wav"])
     broken(folder, ["bad.wav"])
