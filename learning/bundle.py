@@ -134,16 +134,19 @@ def record_evaluation(folder: Path, evaluation: dict[str, Any]) -> dict[str, Any
 
 def refusal(new: RetrievalResult, base: RetrievalResult, base_name: str) -> str | None:
     """Why the new bundle must not become the default (None: it may): it does worse than its start on the
-    held-out edits, by median rank first, then by Recall@10."""
+    held-out edits by either headline figure. A better median rank does not excuse fewer hits in the top
+    10, which is what an editor sees (measured on the demo world: median rank 78.5 -> 52.5 while Recall@10
+    fell 13.2% -> 2.9%), nor the other way round."""
     if new.median_rank > base.median_rank:
         return (
             f"it ranks the held-out edits' music lower than bundle {base_name!r} did (median rank "
             f"{new.median_rank:g} vs {base.median_rank:g})"
         )
-    if new.median_rank == base.median_rank and new.recall[10] < base.recall[10]:
+    if new.recall[10] < base.recall[10]:
         return (
-            f"at the same median rank ({new.median_rank:g}) it finds fewer held-out edits' music in its top 10 "
-            f"than bundle {base_name!r} ({new.recall[10]:.1f}% vs {base.recall[10]:.1f}%)"
+            f"it finds fewer held-out edits' music in its top 10 than bundle {base_name!r} "
+            f"({new.recall[10]:.1f}% vs {base.recall[10]:.1f}%; median rank {new.median_rank:g} vs "
+            f"{base.median_rank:g})"
         )
     return None
 

@@ -293,7 +293,7 @@ def test_a_bundle_that_does_worse_than_its_start_is_not_made_the_default(world, 
     assert learned["held-out"]["start bundle"] == old and learned["held-out"]["made default"] is False
 
 
-def test_the_default_refusal_reads_median_rank_then_recall_at_10() -> None:
+def test_the_default_refusal_reads_median_rank_and_recall_at_10() -> None:
     from viml.learning.bundle import refusal
     from viml.training.metrics import summarize
 
@@ -302,8 +302,11 @@ def test_the_default_refusal_reads_median_rank_then_recall_at_10() -> None:
 
     assert refusal(result([1, 2, 3]), result([2, 3, 4]), "b") is None  # better median rank
     assert "median rank 4 vs 3" in refusal(result([1, 4, 30]), result([1, 3, 4]), "b")
-    # The same median rank: fewer in the top 10 is worse, as many is not.
+    # Fewer in the top 10 is worse, at the same or a better median rank; as many is not.
     assert "top 10" in refusal(result([1, 3, 30]), result([2, 3, 4]), "b")
+    assert "top 10 than bundle 'b' (33.3% vs 50.0%; median rank 12 vs 14.5)" in refusal(
+        result([1, 12, 14]), result([5, 9, 20, 40]), "b"
+    )
     assert refusal(result([1, 3, 9]), result([2, 3, 4]), "b") is None
 
 
