@@ -318,3 +318,32 @@ def test_learn_from_marks_without_pairs_says_so(world, capsys):
     code = main(["learn", "--from-marks", "--bundle", str(world.base), "--catalog", str(world.catalog)])
     assert code == 1
     assert "0 usable pair(s) of 0 found: learning needs at least two" in capsys.readouterr().err
+
+
+def test_prompt2text_comes_from_the_configured_server_and_a_failing_one_is_reported(world, tmp_path):
+    """With a language model server (the stand-in, over real HTTP), every pair gains prompt2text texts,
+    embedded with the others; an unreachable one leaves prompt2text out with why and keeps the rest."""
+    from viml.demo.standin import StandInLMServer, stand_in_description
+    from viml.engine.text.llm import ChatClient, LLMConfig
+    from viml.learning.features import pair_features
+
+    bundle = open_bundle(world.base)
+    pairs = [world.pair("p", i, i) for i in range(3)]
+    with Catalog(world.catalog) as catalog, StandInLMServer() as server:
+        with ChatClient(LLMConfig(server.url, server.model, backoff_s=0), tmp_path / "llm") as client:
+            learned = pair_features(pairs, bundle, catalog, client=client, progress=False)
+        answers = {stand_in_description(request["messages"]) for request in server.requests}
+    assert learned.notes == ["prompt2text: texts for 3 pairs, none for 0"]
+    for item in learned.features.items:
+        assert item.texts["prompt2text"] and set(item.texts["prompt2text"]) <= answers
+        assert item.text_embeddings["prompt2text"].shape == (len(item.texts["prompt2text"]), 384)
+        assert item.texts["tags"] and item.texts["data2text"]
+
+    gone = StandInLMServer()
+    url = gone.url
+    gone.stop()  # the port is closed again
+    with Catalog(world.catalog) as catalog:
+        client = ChatClient(LLMConfig(url, "m", max_retries=1, backoff_s=0), tmp_path / "llm-gone")
+        learned = pair_features(pairs, bundle, catalog, client=client, progress=False)
+    assert len(learned.notes) == 1 and learned.notes[0].startswith("prompt2text left out:")
+    assert all("prompt2text" not in item.texts and item.texts["tags"] for item in learned.features.items)
