@@ -11,20 +11,27 @@ track none of whose segments came back scores at most s, the similarity of the f
 track can enter; otherwise more neighbours are asked for (x4) once, and then the candidates are used as
 they are (also when asking for more would make them many: over a quarter of the tracks).
 
-A clip (K > 1 rows) takes as candidates the clip_tracks() tracks whose mean segment is closest to its
-mean row (one exact scan of the track means: a [T, D] matrix, 63 MB at 1 M segments), and the tracks of
-its mean row's CLIP_NEIGHBOURS nearest segments (tracks whose best part is unlike their mean), searched
-in a second thread during the scan. Measured (bench/big_search.py's vectors, clips of three
-music-like rows, the hard case: the exact top 50 of 41,666 tracks lie within ~0.01 cosine of thousands
-of others; exact neighbours, so the rule's own recall): the mean row's 4,096 nearest segments, the
-previous rule, kept 0.974 of the exact top 50 (2,335 tracks) and cost 100 ms on 1 M segments, 70 % of it
-the graph search at breadth 8,192; each row's 2,048 plus the mean's kept 0.99 (3,300 tracks) but four
-graph searches of 2,048 cost more still; the 3,000 tracks closest on average keep 0.989-0.994 (3,000
-tracks), and at 5 M segments 0.981 need 6,000 (so the count grows as the square root of the library).
-Scoring them exactly then reads their rows once (~22 ms at 1 M: memory-bound at ~5 GB/s on one core; a
-second thread did not help on 2 cores). Each row's farthest neighbour would give a bound too, but for
-music-like rows it is too loose to prove anything. When a filter leaves too few candidates, the exact
-path over everything is taken.
+A clip (K > 1 rows) has no such bound (each row's farthest neighbour gives one, but for music-like rows
+it is too loose to prove anything), so its candidates come from the track means. A track's best window
+lies above its mean similarity with the clip's mean row by its window excess (best - mean); a track can
+enter the top `need` only if its mean similarity plus its excess passes the cutoff. The CLIP_FIRST
+tracks closest on average are scored first (one exact scan of the track means: a [T, D] matrix, 63 MB at
+1 M segments), with the tracks of the mean row's CLIP_NEIGHBOURS nearest segments (searched in the
+second thread during the scan); then, round after round, every track whose mean similarity plus the
+largest excess seen among the scored tracks passes the `need`-th best score so far, until none is left.
+The largest excess seen stands in for every track's (it is not a bound: an unscored track may have a
+larger one), so the rule is measured, and its count grows with the library by itself. Measured
+(bench/big_search.py's vectors, 40 clips of three music-like rows not among the benchmark's, the hard
+case: the exact top 50 lies within ~0.01 cosine of thousands of other tracks; exact neighbours, so the
+rule's own recall of the exact top 50): at 1 M segments 0.9945 (worst clip 0.96) scoring 3,480 tracks
+(p50), at 5 M 0.9915 (0.94) scoring 11,070. A fixed count does worse for the work: the 3,000 closest
+(the previous rule) kept 0.986 at 1 M, and 7,900 kept 0.976 at 5 M; the second largest excess instead of
+the largest kept 0.987 at 1 M but 0.980 at 5 M; the largest excess per track length 0.967 at 5 M; the
+means of thirds or 8-segment chunks of each track instead of its mean ranked no better. Scoring the
+candidates exactly reads their rows in place, one small product per track (~5 µs a track at 1 M, 3.6
+of them reading its 37 KB: memory-bound at ~10 GB/s; splitting the products between two threads did not
+help, measured). When a filter leaves too few candidates,
+or the rounds would score over a quarter of the tracks, the exact path over everything is taken.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from viml.search.blas import one_blas_thread
 from viml.search.ranking import WindowScores, windows_of
 
 if TYPE_CHECKING:
@@ -50,7 +58,8 @@ MIN_SEGMENTS = 200_000
 WORD_CANDIDATES = 500  # the prompt's best word matches, scored too when words are fused with the sound
 FIRST_NEIGHBOURS = 512  # a prompt's, on the first try (then x4)
 TRIES = 2
-CLIP_TRACKS = 3000  # a clip's candidates by mean similarity, at 1 M segments (clip_tracks)
+CLIP_FIRST = 1000  # a clip's first round: the tracks closest on average
+EXCESS_RANK = 1  # which largest window excess seen stops a clip's rounds (1: the largest)
 CLIP_NEIGHBOURS = 256  # a clip's mean row's nearest segments, also candidates
 
 
@@ -127,6 +136,14 @@ class TrackLookup:
         self.by_path = {path: index for index, path in enumerate(table.paths)}
 
     @cached_property
+    def views(self) -> list[np.ndarray]:
+        """Each track's rows as a [D, S] view of the matrix (made once: a slice and a transpose per
+        track per query cost ~0.7 µs of the ~6 µs its scoring takes)."""
+        embeddings = np.asarray(self.table.embeddings)  # not np.memmap: its slices cost 11 µs more each
+        return [embeddings[first : first + count].T
+                for first, count in zip(self.table.starts.tolist(), self.table.counts.tolist(), strict=True)]  # fmt: skip
+
+    @cached_property
     def means(self) -> np.ndarray:
         """float32 [T, D]: each track's mean segment (one pass over the matrix; a sum per track: 7x
         faster than np.add.reduceat along rows, measured)."""
@@ -158,31 +175,27 @@ def candidate_scores(
     """Window scores exact on the candidate tracks (others: best -inf) and the candidate mask (within
     `keep`), or None when the exact path over all tracks is due (too many or too few candidates).
     `also`: tracks to score whatever the index says (e.g. the prompt's best word matches, for fusion)."""
+    with one_blas_thread():  # hundreds of small products (search/blas.py)
+        return _candidate_scores(
+            table, index, lookup, query, bias, keep, need, np.fromiter(also, np.int64), threads
+        )
+
+
+def _candidate_scores(
+    table: TrackTable,
+    index: SegmentIndex,
+    lookup: TrackLookup,
+    query: np.ndarray,
+    bias: np.ndarray | None,
+    keep: np.ndarray | None,
+    need: int,
+    also: np.ndarray,
+    threads: int,
+) -> tuple[WindowScores, np.ndarray] | None:
     tracks = len(table.counts)
-    also = np.fromiter(also, dtype=np.int64)
     track_bias = np.maximum.reduceat(bias, table.starts) if bias is not None and tracks else None
-    if query.shape[0] > 1:  # a clip: the tracks closest on average, and its mean row's neighbours
-        mean = query.mean(axis=0)
-        count = min(CLIP_NEIGHBOURS, len(index))
-        row = (mean / max(float(np.linalg.norm(mean)), 1e-12))[None]
-        # The graph search runs beside the scan of the track means (usearch releases the GIL).
-        neighbours = _pool().submit(index.search, row, count, count, threads) if count else None
-        closeness = lookup.means @ mean  # each track's mean similarity with the clip's mean row
-        if bias is not None:
-            closeness += np.add.reduceat(np.asarray(bias, np.float32), table.starts) / table.counts
-        if keep is not None:
-            closeness[~keep] = -np.inf
-        mask = np.zeros(tracks, bool)
-        wanted = clip_tracks(tracks)
-        mask[np.argpartition(-closeness, wanted - 1)[:wanted] if wanted < tracks else slice(None)] = True
-        if neighbours is not None:
-            mask[lookup.tracks(neighbours.result()[0])] = True
-        mask[also] = True
-        if keep is not None:
-            mask &= keep
-        if mask.sum() > tracks // 4 or mask.sum() < need:
-            return None
-        return subset_window_scores(table, query, bias, mask), mask
+    if query.shape[0] > 1:
+        return clip_scores(table, index, lookup, query, bias, keep, need, also, threads)
     count = min(FIRST_NEIGHBOURS, len(index))
     last: tuple[WindowScores, np.ndarray] | None = None  # candidates not proven complete, if any
     for attempt in range(TRIES):
@@ -193,10 +206,10 @@ def candidate_scores(
         if keep is not None:
             mask &= keep
         if count >= len(index):  # every segment came back: every kept track is scored
-            return subset_window_scores(table, query, bias, mask), mask
+            return subset_window_scores(table, query, bias, mask, lookup), mask
         if mask.sum() > tracks // 4:  # no longer few: the last try's candidates, else the plain path
             return last
-        scores = subset_window_scores(table, query, bias, mask)
+        scores = subset_window_scores(table, query, bias, mask, lookup)
         bound = np.full(tracks, float(similarities[0, -1]))  # what a track not found scores at most
         best = scores.best[mask]
         if len(best) >= need:
@@ -208,7 +221,7 @@ def candidate_scores(
                 over = ~mask & (bound + track_bias > cutoff) & (keep if keep is not None else True)
                 if over.sum() <= max(need, tracks // 50):
                     mask |= over
-                    return subset_window_scores(table, query, bias, mask), mask
+                    return subset_window_scores(table, query, bias, mask, lookup), mask
             if attempt == TRIES - 1:
                 return scores, mask  # not proven complete: as good as the index's recall (measured)
             last = (scores, mask)
@@ -216,48 +229,127 @@ def candidate_scores(
     return None
 
 
+def clip_scores(
+    table: TrackTable,
+    index: SegmentIndex,
+    lookup: TrackLookup,
+    query: np.ndarray,
+    bias: np.ndarray | None,
+    keep: np.ndarray | None,
+    need: int,
+    also: np.ndarray,
+    threads: int = 0,
+) -> tuple[WindowScores, np.ndarray] | None:
+    """A clip's candidates (module docstring): the tracks closest on average to its mean row, scored
+    exactly in rounds until none left can reach the top `need` by the largest window excess seen, plus
+    its mean row's nearest segments' tracks; None when that would be over a quarter of the tracks."""
+    tracks = len(table.counts)
+    mean = query.mean(axis=0)
+    count = min(CLIP_NEIGHBOURS, len(index))
+    row = (mean / max(float(np.linalg.norm(mean)), 1e-12))[None]
+    # The graph search runs beside the scan of the track means (usearch releases the GIL).
+    neighbours = _pool().submit(index.search, row, count, count, threads) if count else None
+    closeness = lookup.means @ mean  # each track's mean similarity with the clip's mean row
+    if bias is not None:
+        closeness += np.add.reduceat(np.asarray(bias, np.float32), table.starts) / table.counts
+    if keep is not None:
+        closeness[~keep] = -np.inf
+    kept = tracks if keep is None else int(keep.sum())
+    if kept < need:
+        return None
+    limit = tracks // 4  # more than this: the exact path over everything costs about as much
+    first = min(max(CLIP_FIRST, need), kept)
+    if first > limit:
+        return None
+    scorer = SubsetScorer(table, query, bias, lookup)
+    scorer.add(np.argpartition(-closeness, first - 1)[:first])
+    extra = also if keep is None else also[keep[also]]
+    if neighbours is not None:
+        found = np.asarray(lookup.tracks(neighbours.result()[0]), np.int64)
+        extra = np.concatenate([extra, found if keep is None else found[keep[found]]])
+    scorer.add(extra)
+    while True:
+        scored = np.flatnonzero(scorer.scored)
+        best = scorer.best[scored]
+        cutoff = float(np.partition(best, len(best) - need)[len(best) - need])
+        gaps = best - closeness[scored]  # how far a track's best window lies above its mean
+        excess = float(np.partition(gaps, len(gaps) - EXCESS_RANK)[len(gaps) - EXCESS_RANK])
+        more = np.flatnonzero((closeness > cutoff - excess) & ~scorer.scored)
+        if len(more) == 0:
+            break
+        if len(scored) + len(more) > limit:
+            return None
+        scorer.add(more)
+    return scorer.scores(), scorer.scored
+
+
 @cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="viml-segment-index")
 
 
-def clip_tracks(tracks: int) -> int:
-    """How many tracks a clip scores by their mean similarity: CLIP_TRACKS at 1 M segments (41,666
-    tracks), growing as the square root of the library's tracks (module docstring)."""
-    return max(1, round(CLIP_TRACKS * (tracks / 41_666) ** 0.5))
-
-
 def subset_window_scores(
-    table: TrackTable, query: np.ndarray, bias: np.ndarray | None, mask: np.ndarray
+    table: TrackTable,
+    query: np.ndarray,
+    bias: np.ndarray | None,
+    mask: np.ndarray,
+    lookup: TrackLookup | None = None,
 ) -> WindowScores:
     """`window_scores` of the masked tracks, laid out as over the whole table (the rows of other tracks
     hold -inf, their best is -inf), so everything after the scoring reads them as it reads exact ones."""
-    chosen = np.flatnonzero(mask)
-    counts = table.counts[chosen]
-    firsts = table.starts[chosen]
-    sub_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    rows = np.repeat(firsts - sub_starts, counts) + np.arange(int(counts.sum()))
-    query = np.atleast_2d(np.asarray(query, dtype=np.float32))
-    per_row = np.empty((query.shape[0], len(rows)), np.float32)  # [K, rows]: a query row's similarities
-    # One matmul per run of adjacent tracks, on the table's rows in place: gathering the candidates'
-    # rows into one matrix first cost 3x as much (measured: 3,000 tracks of 24 segments, 51 vs 17 ms),
-    # and query @ rows.T 27 % less than rows @ query.T (16 vs 22 ms).
-    breaks = np.flatnonzero(firsts[1:] != firsts[:-1] + counts[:-1]) + 1  # where the table's rows jump
-    run_starts = np.concatenate([[0], breaks]).astype(np.int64)[: len(chosen)]
-    run_ends = np.concatenate([breaks, [len(chosen)]]).astype(np.int64) if len(chosen) else run_starts[:0]
-    ends = sub_starts + counts
-    embeddings = np.asarray(table.embeddings)  # not np.memmap: its slices cost 11 µs more each
-    for a, b in zip(run_starts.tolist(), run_ends.tolist(), strict=True):
-        at, to, first = int(sub_starts[a]), int(ends[b - 1]), int(firsts[a])
-        np.matmul(query, embeddings[first : first + to - at].T, out=per_row[:, at:to])
-    part = windows_of(per_row.T, sub_starts, counts, None if bias is None else np.asarray(bias)[rows])
-    tracks = len(table.counts)
-    total = int(table.embeddings.shape[0])
-    scores = np.full(total, -np.inf, np.float32)
-    scores[rows] = part.scores
-    offsets = np.maximum(table.counts - query.shape[0] + 1, 1).astype(np.int64)
-    best = np.full(tracks, -np.inf, np.float32)
-    best[chosen] = part.best
-    best_offset = np.zeros(tracks, np.int64)
-    best_offset[chosen] = part.best_offset
-    return WindowScores(scores, offsets, best, best_offset)
+    scorer = SubsetScorer(table, query, bias, lookup)
+    scorer.add(np.flatnonzero(mask))
+    return scorer.scores()
+
+
+class SubsetScorer:
+    """Exact window scores of tracks added in rounds, into arrays laid out as over the whole table."""
+
+    def __init__(
+        self, table: TrackTable, query: np.ndarray, bias: np.ndarray | None, lookup: TrackLookup | None = None
+    ) -> None:
+        self.table = table
+        self.query = np.atleast_2d(np.asarray(query, dtype=np.float32))
+        self.bias = None if bias is None else np.asarray(bias)
+        self.views = (lookup if lookup is not None else TrackLookup(table)).views
+        tracks, total = len(table.counts), int(table.embeddings.shape[0])
+        self.window = np.full(total, -np.inf, np.float32)
+        self.best = np.full(tracks, -np.inf, np.float32)
+        self.best_offset = np.zeros(tracks, np.int64)
+        self.scored = np.zeros(tracks, bool)
+
+    def add(self, tracks: np.ndarray) -> None:
+        """Score these tracks (indices; those scored already are skipped)."""
+        chosen = np.unique(np.asarray(tracks, np.int64))
+        chosen = chosen[~self.scored[chosen]]
+        if len(chosen) == 0:
+            return
+        self.scored[chosen] = True
+        table, query, k = self.table, self.query, self.query.shape[0]
+        counts = table.counts[chosen]
+        sub_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        total = int(counts.sum())
+        rows = np.repeat(table.starts[chosen] - sub_starts, counts) + np.arange(total)
+        # One small product per track on its rows in place, query [K, D] . rows' [D, S] into the track's
+        # own [K, S] block: gathering the candidates' rows into one matrix first cost 3x as much
+        # (measured: 3,000 tracks of 24 segments, 51 vs 17 ms), rows @ query.T 27 % more, np.matmul into
+        # a strided [K, rows] slice 25 % more than np.dot into a block (22 vs 16 ms). Each product is
+        # small enough for OpenBLAS to keep on the calling thread.
+        blocks = np.empty(k * total, np.float32)
+        views, dot = self.views, np.dot
+        for track, at, count in zip(chosen.tolist(), (k * sub_starts).tolist(), counts.tolist(), strict=True):
+            dot(query, views[track], blocks[at : at + k * count].reshape(k, count))
+        # Row i of track j, query row r, lies at k * start_j + r * count_j + (i - start_j).
+        within = np.repeat((k - 1) * sub_starts, counts) + np.arange(total)
+        step = np.repeat(counts, counts)
+        similarities = np.empty((total, k), np.float32)
+        for r in range(k):
+            np.take(blocks, within + r * step if r else within, out=similarities[:, r])
+        part = windows_of(similarities, sub_starts, counts, None if self.bias is None else self.bias[rows])
+        self.window[rows] = part.scores
+        self.best[chosen] = part.best
+        self.best_offset[chosen] = part.best_offset
+
+    def scores(self) -> WindowScores:
+        offsets = np.maximum(self.table.counts - self.query.shape[0] + 1, 1).astype(np.int64)
+        return WindowScores(self.window, offsets, self.best, self.best_offset)

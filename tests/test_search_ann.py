@@ -54,7 +54,7 @@ def joined(*tables):
 
 
 def test_candidates_hold_the_exact_top_tracks_and_their_windows(monkeypatch):
-    monkeypatch.setattr(candidates, "CLIP_TRACKS", 1000)  # this library's size, not a million's
+    monkeypatch.setattr(candidates, "CLIP_FIRST", 100)  # this library's scale, not a million segments'
     table = library(1500)
     index = ann.SegmentIndex.build(table)
     lookup = candidates.TrackLookup(table)
@@ -91,7 +91,7 @@ def test_candidates_hold_the_exact_top_tracks_and_their_windows(monkeypatch):
 
 
 def test_a_filter_and_prompt_term_bias_are_honoured_among_candidates(monkeypatch):
-    monkeypatch.setattr(candidates, "CLIP_TRACKS", 1000)
+    monkeypatch.setattr(candidates, "CLIP_FIRST", 100)
     table = library(1200, seed=2)
     index = ann.SegmentIndex.build(table)
     lookup = candidates.TrackLookup(table)
