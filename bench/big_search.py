@@ -26,6 +26,9 @@ computed before the timing (so its recall is the candidate rule's own, its time 
 graph search, which at 1 M is printed beside it); build time, update time and the index's memory are
 extrapolated from the largest indexed size and labelled so. --libraries first compares usearch,
 faiss-cpu and hnswlib on the same vectors.
+
+BLAS keeps numpy's own thread count, as in a user's search (whose index path and refinement limit it to
+one thread themselves: search/blas.py); OPENBLAS_NUM_THREADS=1 to compare.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from viml.catalog.store import Track, TrackTable  # noqa: E402
 from viml.engine.vectors import normalize_rows  # noqa: E402
 from viml.search import ann, candidates  # noqa: E402
-from viml.search.offsets import FINE_CANDIDATES, place  # noqa: E402
+from viml.search.offsets import FINE_CANDIDATES, TrackSegments, place_many  # noqa: E402
 from viml.search.ranking import top_tracks, window_scores  # noqa: E402
 
 SEGMENT_SECONDS = 10.0
@@ -177,13 +180,15 @@ def clip_queries(generator: Generator, count: int, k: int = 3) -> list[np.ndarra
 
 def refine(table: TrackTable, scores, query: np.ndarray) -> None:
     """offsets.py's refinement of the 50 best tracks' starts, as Searcher.rank does (no rhythm here)."""
+    segments = []
     for index in top_tracks(scores.best, None, FINE_CANDIDATES):
         first, count = int(table.starts[index]), int(table.counts[index])
         rows = slice(first, first + count)
         starts = table.segment_starts[rows]
         duration = float(starts[-1]) + SEGMENT_SECONDS
-        place(table.embeddings[rows], starts, np.minimum(starts + SEGMENT_SECONDS, duration), query,
-              SEGMENT_SECONDS, None, duration)  # fmt: skip
+        ends = np.minimum(starts + SEGMENT_SECONDS, duration)
+        segments.append(TrackSegments(table.embeddings[rows], starts, ends, None, duration))
+    place_many(segments, query, SEGMENT_SECONDS)
 
 
 def exact_path(table: TrackTable, query: np.ndarray) -> tuple[np.ndarray, float]:
@@ -195,15 +200,16 @@ def exact_path(table: TrackTable, query: np.ndarray) -> tuple[np.ndarray, float]
     return top_tracks(scores.best, None, FINE_CANDIDATES), ranked
 
 
-def index_path(table, index, lookup, query) -> tuple[np.ndarray, float, bool]:
+def index_path(table, index, lookup, query) -> tuple[np.ndarray, float, bool, int]:
+    """The 50 best tracks, the ranking's milliseconds, whether the index was used, candidates scored."""
     start = time.perf_counter()
     found = candidates.candidate_scores(table, index, lookup, query, None, None, FINE_CANDIDATES)
     if found is None:
-        return (*exact_path(table, query), False)
+        return (*exact_path(table, query), False, len(table.counts))
     scores, mask = found
     ranked = (time.perf_counter() - start) * 1000
     refine(table, scores, query)
-    return top_tracks(scores.best, mask, FINE_CANDIDATES), ranked, True
+    return top_tracks(scores.best, mask, FINE_CANDIDATES), ranked, True, int(mask.sum())
 
 
 class ExactNeighbours:
@@ -261,7 +267,7 @@ def compare_paths(table, index, lookup, queries: dict[str, list[np.ndarray]], wa
             continue
         walls: dict[str, list[float]] = {"exact": [], "index": [], "exact ranking": [], "index ranking": []}
         cpus: dict[str, list[float]] = {"exact": [], "index": []}
-        recalls, used = [], 0
+        recalls, used, scored = [], 0, []
         for query in rows:
             if warm:
                 index_path(table, index, lookup, query)  # fills ExactNeighbours' memo
@@ -276,6 +282,7 @@ def compare_paths(table, index, lookup, queries: dict[str, list[np.ndarray]], wa
                     exact_top = result[0]
                 else:
                     used += result[2]
+                    scored.append(result[3])
                     recalls.append(len(set(exact_top.tolist()) & set(result[0].tolist())) / len(exact_top))
         median = statistics.median
         row = {"queries": len(rows), "exact": percentiles(walls["exact"]), "index": percentiles(walls["index"]),
@@ -288,14 +295,16 @@ def compare_paths(table, index, lookup, queries: dict[str, list[np.ndarray]], wa
                "refinement of the 50 best p50 ms": round(median(
                    [t - r for t, r in zip(walls["index"], walls["index ranking"], strict=True)]), 2),
                "recall@50": round(float(np.mean(recalls)), 4), "min recall@50": round(min(recalls), 3),
-               "index path taken": f"{used}/{len(rows)}", "load average": load_average()}  # fmt: skip
+               "index path taken": f"{used}/{len(rows)}", "candidate tracks p50": round(median(scored)),
+               "load average": load_average()}  # fmt: skip
         figures[kind] = row
         print(f"{kind}: exact p50 {row['exact']['p50 ms']} ms (CPU {row['exact CPU p50 ms']}) p95 "
               f"{row['exact']['p95 ms']} | index p50 {row['index']['p50 ms']} ms (CPU {row['index CPU p50 ms']}) "
               f"p95 {row['index']['p95 ms']} | index/exact wall {row['index / exact (wall p50)']} CPU "
               f"{row['index / exact (CPU p50)']} | ranking only: exact {row['exact ranking only']['p50 ms']} ms, "
               f"index {row['index ranking only']['p50 ms']} ms, refinement {row['refinement of the 50 best p50 ms']} ms | recall@50 {row['recall@50']} "
-              f"(min {row['min recall@50']}) | index path {row['index path taken']} | load {row['load average']}",
+              f"(min {row['min recall@50']}) | index path {row['index path taken']}, {row['candidate tracks p50']} candidate "
+              f"tracks (p50) | load {row['load average']}",
               flush=True)  # fmt: skip
     return figures
 
@@ -541,7 +550,8 @@ def main() -> int:
     figures: dict = {"seed": {"space": space, "tracks": len(seed.counts), "segments": len(seed.embeddings),
                               "dim": generator.dim, "consecutive-segment correlation": round(generator.rho, 3)},
                      "structure": {"real": structure(seed, rng), "synthetic": structure(sample, rng)},
-                     "cores": os.cpu_count(), "load average at start": load_average()}  # fmt: skip
+                     "cores": os.cpu_count(), "BLAS threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+                     "load average at start": load_average()}  # fmt: skip
     print(json.dumps(figures, indent=1))
     prompts = prompt_queries(generator.dim, args.bundle or work / "bundles" / "zero-shot")
     clips = clip_queries(generator, args.clips)
