@@ -97,14 +97,16 @@ def many_fine_scores(
     query = np.atleast_2d(query).astype(np.float64)
     k = query.shape[0]
     transposed = np.ascontiguousarray(query.T)
-    tracks = [_in_time_order(track) for track in tracks]
     counts = np.array([len(track.embeddings) for track in tracks], np.int64)
+    begin = np.concatenate([np.asarray(t.segment_starts, np.float64) for t in tracks])
+    if np.any((begin[1:] < begin[:-1]) & (np.diff(np.repeat(np.arange(len(tracks)), counts)) == 0)):
+        tracks = [_in_time_order(track) for track in tracks]  # the band needs time order; stored ones are
+        begin = np.concatenate([np.asarray(t.segment_starts, np.float64) for t in tracks])
     windows = np.array([len(at) for at in starts], np.int64)
     total = int(counts.sum())
     if total == 0 or windows.sum() == 0:
         return [np.zeros(len(at), np.float64) for at in starts]
     rows = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    begin = np.concatenate([np.asarray(t.segment_starts, np.float64) for t in tracks])
     end = np.concatenate([np.asarray(t.segment_ends, np.float64) for t in tracks])
     # Window rows, start-major: [start 0 row 0, start 0 row 1, ..., start 1 row 0, ...] of each track.
     lo = (np.concatenate(starts).astype(np.float64)[:, None] + np.arange(k) * segment_seconds).ravel()
@@ -212,15 +214,17 @@ def place_many(tracks: list[TrackSegments], query: np.ndarray, segment_seconds: 
 
 def _choose(rhythm: Rhythm | None, starts: np.ndarray, scores: np.ndarray) -> Placement:
     best = int(np.argmax(scores))
-    sections = rhythm.sections if rhythm is not None else np.zeros(0)
-    is_section = (
-        np.isin(np.round(starts, 3), np.round(sections, 3)) if len(sections) else np.zeros(len(starts), bool)
-    )
-    near_best = np.flatnonzero(is_section & (scores >= scores[best] - SECTION_TOLERANCE))
-    if len(near_best):
-        best = int(near_best[np.argmax(scores[near_best])])
+    section_start = False
+    if rhythm is not None and len(rhythm.sections):
+        is_section = np.isin(np.round(starts, 3), np.round(rhythm.sections, 3))
+        near_best = np.flatnonzero(is_section & (scores >= scores[best] - SECTION_TOLERANCE))
+        if len(near_best):
+            best = int(near_best[np.argmax(scores[near_best])])
+        section_start = bool(is_section[best])
     start = float(starts[best])
-    downbeats = rhythm.beats.downbeats if rhythm is not None else np.zeros(0)
-    on_downbeat = bool(len(downbeats)) and bool(np.min(np.abs(downbeats - start)) < 1e-6)
-    bar = int(np.searchsorted(downbeats, start + 1e-6)) if len(downbeats) else None
-    return Placement(start, float(scores[best]), bar, on_downbeat, bool(is_section[best]), starts, scores)
+    on_downbeat, bar = False, None
+    if rhythm is not None and len(rhythm.beats.downbeats):
+        downbeats = rhythm.beats.downbeats
+        on_downbeat = bool(np.min(np.abs(downbeats - start)) < 1e-6)
+        bar = int(np.searchsorted(downbeats, start + 1e-6))
+    return Placement(start, float(scores[best]), bar, on_downbeat, section_start, starts, scores)
