@@ -7,6 +7,7 @@ One place decides, so the CLI, the desktop app and the tests agree. `VIML_HOME` 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import platformdirs
@@ -33,3 +34,27 @@ def _subdir(name: str) -> Path:
     path = viml_home() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# Never opened when chosen, dropped or found among timelines: /proc/kmsg is a "regular" file whose read
+# blocks until the kernel logs something (it froze the app), and files under /sys are not media either.
+SYSTEM_FOLDERS = ("/proc", "/sys")
+
+
+def special_file_problem(path: str, folder_ok: bool = False) -> str | None:
+    """Why a chosen, dropped or found `path` must not be opened, or None for a regular file (or a folder,
+    with `folder_ok`). Stats only, never opens: a FIFO blocks whoever opens it, a device can be endless, and a
+    /proc file can block its reader; each is refused with a message instead."""
+    real = os.path.realpath(path)  # lstat and readlink only
+    for root in SYSTEM_FOLDERS:
+        if real == root or real.startswith(root + "/"):
+            return f"{path}: a system file under {root}, not media; not opened"
+    try:
+        info = os.stat(real)
+    except OSError as error:
+        return f"{path}: {error.strerror or error}"
+    if stat.S_ISDIR(info.st_mode):
+        return None if folder_ok else f"{path}: is a folder, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path}: not a regular file (a device, pipe or socket); not opened"
+    return None

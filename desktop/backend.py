@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 from viml.catalog.store import Catalog
 from viml.core.errors import UserFacingError
+from viml.core.paths import special_file_problem  # noqa: F401  (the app's checks call it from here)
 from viml.desktop.results import Suggestion
 from viml.desktop.why import Why, row_tags
 from viml.engine.tags import TAG_THRESHOLD, strongest
@@ -312,30 +312,6 @@ def _read_events(stream: IO[str] | None, events: queue.Queue[dict | None]) -> No
                 with contextlib.suppress(ValueError):
                     events.put(json.loads(line))
     events.put(None)
-
-
-# Never opened when chosen or dropped: /proc/kmsg is a "regular" file whose read blocks until the kernel
-# logs something (it froze the app), and files under /sys are not media either.
-SYSTEM_FOLDERS = ("/proc", "/sys")
-
-
-def special_file_problem(path: str, folder_ok: bool = False) -> str | None:
-    """Why a chosen or dropped `path` must not be opened, or None for a regular file (or a folder, with
-    `folder_ok`). Stats only, never opens: a FIFO blocks whoever opens it, a device can be endless, and a
-    /proc file can block its reader; each is refused with a message instead."""
-    real = os.path.realpath(path)  # lstat and readlink only
-    for root in SYSTEM_FOLDERS:
-        if real == root or real.startswith(root + "/"):
-            return f"{path}: a system file under {root}, not media; not opened"
-    try:
-        info = os.stat(real)
-    except OSError as error:
-        return f"{path}: {error.strerror or error}"
-    if stat.S_ISDIR(info.st_mode):
-        return None if folder_ok else f"{path}: is a folder, not a file"
-    if not stat.S_ISREG(info.st_mode):
-        return f"{path}: not a regular file (a device, pipe or socket); not opened"
-    return None
 
 
 def read_music(path: str, start: float, end: float, sample_rate: int) -> np.ndarray:

@@ -38,6 +38,7 @@ from pathlib import Path
 from viml.catalog.store import Catalog
 from viml.catalog.timeline_formats import FORMATS, _one_line, format_for
 from viml.core.errors import UserFacingError
+from viml.core.paths import special_file_problem
 from viml.learning.pairs import EditPair, Skipped
 from viml.learning.relink import Located, MediaFacts, MediaFinder, Relink
 
@@ -124,8 +125,11 @@ def timeline_files(paths: Sequence[str | os.PathLike]) -> tuple[list[Path], Harv
     result = Harvest()
     for given in paths:
         path = Path(given).expanduser().absolute()
-        if path.is_dir():
-            inside = _walk_timelines(path)
+        problem = special_file_problem(str(path), folder_ok=True) if path.exists() else None
+        if problem is not None:  # a FIFO, a device, /proc: opening it could block the whole harvest
+            result.skipped.append(Skipped(str(path), path.name, problem.removeprefix(f"{path}: ")))
+        elif path.is_dir():
+            inside = _walk_timelines(path, result.skipped)
             if not inside:
                 suffixes = " ".join(FORMATS)
                 result.skipped.append(
@@ -503,13 +507,19 @@ def _same_edit(earlier: list[EditPair], pairs: list[EditPair]) -> bool:
     )
 
 
-def _walk_timelines(folder: Path) -> list[Path]:
+def _walk_timelines(folder: Path, skipped: list[Skipped]) -> list[Path]:
+    """Timeline files under `folder` (hidden ones left out); one named like a timeline that is not a
+    regular file (a FIFO would block its reader forever) goes to `skipped` unopened."""
     found = []
     for root, folders, files in os.walk(folder):
         folders[:] = sorted(f for f in folders if not f.startswith("."))
         for name in sorted(files):
             path = Path(root) / name
             if name.startswith(".") or path.suffix.lower() not in FORMATS:
+                continue
+            problem = special_file_problem(str(path))
+            if problem is not None:
+                skipped.append(Skipped(str(path), path.name, problem.removeprefix(f"{path}: ")))
                 continue
             if path.suffix.lower() == ".xml" and not _is_fcp7(path):
                 continue  # any program writes .xml: only FCP7 interchange files are timelines

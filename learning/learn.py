@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 RUN_VERSION = 1  # raise when what a run computes changes, so old run folders are not resumed
 
 
+class TooFewPairsError(UserFacingError):
+    """Fewer than two usable pairs; `skipped` says why each of the others could not be used."""
+
+    def __init__(self, message: str, skipped: list[Skipped]) -> None:
+        super().__init__(message)
+        self.skipped = skipped
+
+
 @dataclass(frozen=True)
 class LearnOptions:
     holdout: float = 0.2
@@ -122,9 +130,10 @@ def learn(
     skipped = [*skipped, *learned.skipped]
     usable = list(learned.pairs.values())
     if len(usable) < 2:
-        raise UserFacingError(
+        raise TooFewPairsError(
             f"{len(usable)} usable pair(s) of {len(pairs)} found: learning needs at least two"
-            + (f" ({len(skipped)} skipped; see why with --json)" if skipped else "")
+            + (f" ({len(skipped)} skipped, each with why above)" if skipped else ""),
+            skipped,
         )
     held = split_by_project(usable, options.holdout, options.fine_tune.seed, options.holdout_projects)
     for item in learned.features.items:

@@ -3,7 +3,11 @@ relinked, and every problem is reported without stopping the rest."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import opentimelineio as otio
@@ -259,6 +263,33 @@ def test_problems_are_reported_and_the_good_edits_still_harvested(media, tmp_pat
     assert_same_pairs(result.pairs, expected)
     assert result.projects == [good, str(folder / "missing.otio"), str(folder / "muted.otio")]
     assert result.relinks == []
+
+
+def test_a_fifo_named_like_a_timeline_is_reported_never_opened(media, tmp_path):
+    """Opening a FIFO blocks until something writes to it, and OpenTimelineIO's reader holds the GIL while
+    it waits: `viml learn` on a folder holding one hung for good. Harvested in a child process, so a
+    regression fails here after a minute instead of hanging the suite."""
+    folder = tmp_path / "edits"
+    folder.mkdir()
+    write(two_shot_edit(media), folder / "good.otio")
+    os.mkfifo(folder / "pipe.otio")
+    os.mkfifo(tmp_path / "given.xml")
+    code = (
+        "import json, sys; from viml.learning.harvest import harvest; "
+        "r = harvest(sys.argv[1:], None, []); "
+        "print(json.dumps({'pairs': len(r.pairs), 'skipped': [[s.project, s.why] for s in r.skipped]}))"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(folder), str(tmp_path / "given.xml")],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the harvest blocked on a FIFO")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    why = "not a regular file (a device, pipe or socket); not opened"
+    assert sorted((Path(p).name, w) for p, w in result["skipped"]) == [("given.xml", why), ("pipe.otio", why)]
+    assert result["pairs"] == len(expected_two_shots(media, str(folder / "good.otio")))
 
 
 def test_a_moved_project_folder_is_relinked_by_name(media, tmp_path):

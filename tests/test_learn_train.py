@@ -347,3 +347,19 @@ def test_prompt2text_comes_from_the_configured_server_and_a_failing_one_is_repor
         learned = pair_features(pairs, bundle, catalog, client=client, progress=False)
     assert len(learned.notes) == 1 and learned.notes[0].startswith("prompt2text left out:")
     assert all("prompt2text" not in item.texts and item.texts["tags"] for item in learned.features.items)
+
+
+def test_too_few_pairs_still_says_why_each_was_skipped(world, tmp_path, capsys):
+    from viml.cli import main
+
+    broken = tmp_path / "broken.otio"
+    broken.write_text('{"OTIO_SCHEMA": "Timeline.1", "tracks": ')
+    args = ["learn", str(broken), "--bundle", str(world.base), "--catalog", str(world.catalog), "--no-llm"]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert "skipped broken.otio" in out and "cannot read it as OpenTimelineIO" in out
+    assert "0 usable pair(s) of 0 found" in err and "1 skipped, each with why above" in err
+    assert main([*args, "--json"]) == 1
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["pairs found"] == 0 and report["timelines"] == [str(broken)]
+    assert [s["what"] for s in report["skipped"]] == ["broken.otio"]

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from viml.core.errors import UserFacingError
     from viml.engine.runtime import open_bundle
     from viml.learning.finetune import FineTuneConfig
-    from viml.learning.learn import LearnOptions, learn
+    from viml.learning.learn import LearnOptions, TooFewPairsError, learn
 
     if not args.timelines and not args.from_marks:
         raise UserFacingError("give past timelines (files or folders) to learn from, or --from-marks")
@@ -99,7 +99,15 @@ def run(args: argparse.Namespace) -> int:
             make_default=not args.no_default,
             use_llm=not args.no_llm,
         )
-        report = learn(pairs, skipped, bundle, catalog, options, progress=not args.json)
+        try:
+            report = learn(pairs, skipped, bundle, catalog, options, progress=not args.json)
+        except TooFewPairsError as error:  # say why each pair could not be used, then the error
+            if args.json:
+                print(json.dumps({"error": str(error), "pairs found": len(pairs),
+                                  "skipped": [s.as_dict() for s in error.skipped], **extra}, ensure_ascii=False))  # fmt: skip
+            else:
+                _print_skips(error.skipped)
+            raise
     if args.json:
         print(json.dumps({**report.as_dict(), **extra}, ensure_ascii=False))
     else:
@@ -140,14 +148,18 @@ def _print_harvest(pairs: list, skipped: list, extra: dict) -> None:
     )
 
 
+def _print_skips(skipped: list) -> None:
+    for skip in skipped[:SKIPS_SHOWN]:
+        print(f"  skipped {skip.what} ({skip.project}): {skip.why}")
+    if len(skipped) > SKIPS_SHOWN:
+        print(f"  … and {len(skipped) - SKIPS_SHOWN} more (--json lists all)")
+
+
 def _print_report(report, harvest_skips: int) -> None:
     from viml.learning.evaluate import POOL_WORDS
 
     later = report.skipped[harvest_skips:]
-    for skip in report.skipped[:SKIPS_SHOWN]:
-        print(f"  skipped {skip.what} ({skip.project}): {skip.why}")
-    if len(report.skipped) > SKIPS_SHOWN:
-        print(f"  … and {len(report.skipped) - SKIPS_SHOWN} more (--json lists all)")
+    _print_skips(report.skipped)
     if later:
         print(f"{len(later)} pair(s) had no usable features (above)")
     print(
