@@ -100,9 +100,15 @@ def evaluate_bundle(
 
 
 def evaluate_model(
-    model: ViML, catalog: Catalog, analysis_id: str, items: Sequence[ItemFeatures], truths: Sequence[str]
+    model: ViML,
+    catalog: Catalog,
+    analysis_id: str,
+    items: Sequence[ItemFeatures],
+    truths: Sequence[str],
+    pool: Sequence[str] | None = None,
 ) -> RetrievalResult:
-    """The same ranking with a torch checkpoint's towers on the pairs' features (no prompt)."""
+    """The same ranking with a torch checkpoint's towers on the pairs' features (no prompt), among the
+    contents of `pool` (default: every content analysed under `analysis_id`)."""
     import torch
 
     model.eval()
@@ -125,7 +131,8 @@ def evaluate_model(
         text = torch.zeros(1, model.config.text_dim)
         return model.query_tower(video, mask, text, torch.tensor([False]))[0][0].numpy()
 
-    library = build_library(catalog, analysed_contents(catalog, analysis_id), music_rows)
+    contents = analysed_contents(catalog, analysis_id) if pool is None else pool
+    library = build_library(catalog, contents, music_rows)
     _check_truths(library, truths)
     queries = [query_rows(item) for item in items]
     return summarize(rank_queries(library, queries, truths), library.size)

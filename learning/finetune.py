@@ -4,16 +4,22 @@ The start is the bundle in use: its towers' own weights (`towers.safetensors` in
 bundles), or a fresh small model (training/model_configs) for a zero-shot bundle or with `fresh`.
 One epoch is one pass over the training pairs in batches; a checkpoint is written after every epoch
 (safetensors + JSON), and a rerun with the same inputs resumes from the last one.
+
+With validation pairs (`fine_tune_best`), every epoch is scored on them and the best epoch is kept, not
+the last: a few hundred pairs are soon learnt by heart, and a small set overfits within a few epochs.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import shutil
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viml.core.errors import UserFacingError
 from viml.learning.pairs import EditPair
@@ -21,7 +27,12 @@ from viml.training.features import FeatureSet
 from viml.training.model import ViMLConfig
 from viml.training.train import STATE_JSON, TrainConfig, train
 
+if TYPE_CHECKING:
+    from viml.training.metrics import RetrievalResult
+
 FRESH_MODEL = "viml-small"  # training/model_configs/viml-small.json: sized for CPU and small sets
+VALIDATION_JSON = "validation.json"  # the per-epoch validation scores of a run, and its best epoch
+BEST_CHECKPOINT = "best.safetensors"
 
 
 @dataclass(frozen=True)
@@ -130,3 +141,83 @@ def epochs_done(run_dir: Path, steps_per_epoch: int) -> int:
     if not state.is_file():
         return 0
     return int(json.loads(state.read_text())["step"]) // max(1, steps_per_epoch)
+
+
+@dataclass
+class EpochChoice:
+    """The epoch `fine_tune_best` kept, and how every epoch scored on the validation pairs."""
+
+    checkpoint: Path
+    epoch: int
+    history: list[dict] = field(default_factory=list)  # epoch (0: the start), median rank, R@10
+    stopped_early: bool = False
+
+    @property
+    def best(self) -> dict:
+        return next(row for row in self.history if row["epoch"] == self.epoch)
+
+    @property
+    def start(self) -> dict | None:
+        return next((row for row in self.history if row["epoch"] == 0), None)
+
+
+def _better(row: dict, best: dict | None) -> bool:
+    """More validation music in the top 10 (what an editor sees), then a better median rank."""
+    return best is None or (-row["R@10"], row["median rank"]) < (-best["R@10"], best["median rank"])
+
+
+def fine_tune_best(
+    features: FeatureSet,
+    model_config: ViMLConfig,
+    config: FineTuneConfig,
+    run_dir: Path,
+    start: Path | None,
+    validate: Callable[[Path], RetrievalResult],
+    provenance: dict[str, str] | None = None,
+    progress: bool = True,
+    patience: int = 10,
+) -> EpochChoice:
+    """`fine_tune` one epoch at a time, scoring each epoch's checkpoint with `validate` (the validation
+    pairs); keeps the best trained epoch and stops once `patience` epochs in a row did no better. The
+    start is scored too (epoch 0), for the report. Resumable: the scores so far live in the run folder."""
+    from viml.learning.evaluate import metrics_row
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record_path = run_dir / VALIDATION_JSON
+    record = (
+        json.loads(record_path.read_text()) if record_path.is_file() else {"history": [], "stopped": False}
+    )
+    history: list[dict] = record["history"]
+
+    def row(epoch: int, result: RetrievalResult) -> dict:
+        metrics = metrics_row(result)
+        return {"epoch": epoch, "median rank": metrics["median rank"], "R@10": metrics["R@10"]}
+
+    def save() -> None:
+        temporary = record_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, record_path)
+
+    if start is not None and not history:
+        history.append(row(0, validate(start)))
+        save()
+    trained = [r for r in history if r["epoch"] > 0]
+    best = min(trained, key=lambda r: (-r["R@10"], r["median rank"], r["epoch"])) if trained else None
+    epoch = trained[-1]["epoch"] if trained else 0
+    while not record["stopped"] and epoch < config.epochs:
+        epoch += 1
+        checkpoint = fine_tune(
+            features, model_config, config, run_dir, start, provenance, progress, stop_after_epochs=epoch
+        )
+        scored = row(epoch, validate(checkpoint))
+        if _better(scored, best):
+            temporary = run_dir / (BEST_CHECKPOINT + ".tmp")
+            shutil.copyfile(checkpoint, temporary)
+            os.replace(temporary, run_dir / BEST_CHECKPOINT)
+            best = scored
+        history.append(scored)
+        assert best is not None
+        record["stopped"] = epoch - best["epoch"] >= patience and epoch < config.epochs
+        save()
+    assert best is not None
+    return EpochChoice(run_dir / BEST_CHECKPOINT, best["epoch"], history, record["stopped"])

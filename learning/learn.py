@@ -22,7 +22,7 @@ from viml.core.paths import cache_dir
 from viml.learning.bundle import export_learned, record_evaluation, refusal, start_checkpoint, trained_on_text
 from viml.learning.evaluate import POOL_WORDS, evaluate_bundle, metrics_row
 from viml.learning.features import LearnSet, llm_client, pair_features, text_role
-from viml.learning.finetune import FRESH_MODEL, FineTuneConfig, fine_tune, split_by_project
+from viml.learning.finetune import FRESH_MODEL, FineTuneConfig, fine_tune, fine_tune_best, split_by_project
 from viml.learning.pairs import EditPair, Skipped
 from viml.training.model import ViMLConfig
 
@@ -33,7 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RUN_VERSION = 1  # raise when what a run computes changes, so old run folders are not resumed
+RUN_VERSION = 2  # raise when what a run computes changes, so old run folders are not resumed
+# Validation ranks each clip's music among its own tracks and at most this many others from the catalog:
+# scored every epoch, it must stay cheap in a library of 20,000 tracks.
+VALIDATION_POOL = 1000
+MIN_TRAINING_PROJECTS_FOR_VALIDATION = 3  # two stay for training, one validates
 
 
 class TooFewPairsError(UserFacingError):
@@ -48,6 +52,8 @@ class TooFewPairsError(UserFacingError):
 class LearnOptions:
     holdout: float = 0.2
     holdout_projects: tuple[str, ...] | None = None
+    # Share of the training pairs (whole projects) that choose the best epoch; 0: the last epoch is kept.
+    validation: float = 0.2
     fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
     fresh: bool = False  # new towers on the bundle's encoders even when it has trained ones
     fresh_model: str = FRESH_MODEL  # the size of new towers (training/model_configs/NAME.json)
@@ -76,6 +82,10 @@ class LearnReport:
     made_default: bool
     default_why: str
     notes: list[str]
+    validation_pairs: int = 0
+    validation_projects: int = 0
+    chosen_epoch: int | None = None  # the epoch kept (best on the validation pairs); None: the last
+    validation_history: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         def row(result: RetrievalResult | None) -> dict | None:
@@ -89,6 +99,10 @@ class LearnReport:
             "training projects": self.train_projects,
             "held-out pairs": self.heldout_pairs,
             "held-out projects": self.heldout_projects,
+            "validation pairs": self.validation_pairs,
+            "validation projects": self.validation_projects,
+            "chosen epoch": self.chosen_epoch,
+            "validation by epoch": self.validation_history,
             "start bundle": self.base,
             "start": self.start,
             "bundle": self.bundle.name,
@@ -138,6 +152,7 @@ def learn(
     held = split_by_project(usable, options.holdout, options.fine_tune.seed, options.holdout_projects)
     for item in learned.features.items:
         item.split = "test" if learned.pairs[item.id].project in held else "train"
+    validating = _validation_split(learned, options)
     model_config = start_config or _fresh(bundle, learned, options)
     key = run_key(learned, bundle, start is not None, model_config, options.fine_tune)
     run_dir = cache_dir() / "learn" / key
@@ -146,9 +161,18 @@ def learn(
     fresh_words = f"a fresh {options.fresh_model} model"
     start_words = fresh_words if start is None else f"fine-tuned from bundle {bundle.name!r}"
     provenance = {**learned.features.provenance, "trained_on": f"{len(train_items)} pairs from your edits"}
-    checkpoint = fine_tune(
-        learned.features, model_config, options.fine_tune, run_dir, start, provenance, progress
-    )
+    choice = None
+    if validating:
+        validate = _validator(learned, catalog, bundle, options.fine_tune.seed)
+        choice = fine_tune_best(
+            learned.features, model_config, options.fine_tune, run_dir, start, validate, provenance, progress
+        )
+        checkpoint = choice.checkpoint
+        learned.notes.append(_choice_note(choice, options.fine_tune.epochs))
+    else:
+        checkpoint = fine_tune(
+            learned.features, model_config, options.fine_tune, run_dir, start, provenance, progress
+        )
     name = options.out or f"learned-{key[:8]}"
     summary = {
         "pairs": len(train_items),
@@ -158,6 +182,9 @@ def learn(
         "start bundle": {"name": bundle.name, "kind": bundle.kind, "bundle_hash": bundle.bundle_hash},
         "start": start_words,
         "epochs": options.fine_tune.epochs,
+        "validation pairs": len(learned.items("val")),
+        "chosen epoch": choice.epoch if choice else None,
+        "validation by epoch": choice.history if choice else [],
         "run": key,
     }
     folder = _existing_export(name, key, options.output_dir)
@@ -208,6 +235,10 @@ def learn(
         made_default=made_default,
         default_why=why,
         notes=learned.notes,
+        validation_pairs=len(learned.items("val")),
+        validation_projects=len({learned.pairs[i.id].project for i in learned.items("val")}),
+        chosen_epoch=choice.epoch if choice else None,
+        validation_history=choice.history if choice else [],
     )
 
 
@@ -235,6 +266,54 @@ def _evaluate_and_decide(
     old = evaluate_bundle(base, catalog, heldout, truths)
     reason = refusal(new, old, base.name)
     return new, old, (f"not made the default: {reason}" if reason else None)
+
+
+def _validation_split(learned: LearnSet, options: LearnOptions) -> bool:
+    """Move a share of the training projects to split "val" (whole projects, like the hold-out); False
+    when there are too few projects to spare one."""
+    train = [learned.pairs[item.id] for item in learned.items("train")]
+    if options.validation <= 0 or len({p.project for p in train}) < MIN_TRAINING_PROJECTS_FOR_VALIDATION:
+        return False
+    chosen = split_by_project(train, options.validation, options.fine_tune.seed + 1)
+    for item in learned.items("train"):
+        if learned.pairs[item.id].project in chosen:
+            item.split = "val"
+    return bool(chosen)
+
+
+def _validator(learned: LearnSet, catalog: Catalog, bundle: RuntimeBundle, seed: int):
+    """Scores a checkpoint on the validation pairs: each clip's music among the validation tracks and at
+    most VALIDATION_POOL other catalogued tracks (a seeded sample), as the held-out evaluation ranks."""
+    import random
+
+    from viml.learning.evaluate import analysed_contents, evaluate_model
+    from viml.training.model import load_checkpoint
+
+    items = learned.items("val")
+    truths = [learned.music_hash[item.id] for item in items]
+    analysis_id = bundle.analysis.analysis_id
+    others = sorted(set(analysed_contents(catalog, analysis_id)) - set(truths))
+    pool = sorted(set(truths) | set(random.Random(seed).sample(others, min(VALIDATION_POOL, len(others)))))
+
+    def validate(checkpoint: Path) -> RetrievalResult:
+        model, _ = load_checkpoint(checkpoint)
+        return evaluate_model(model, catalog, analysis_id, items, truths, pool)
+
+    return validate
+
+
+def _choice_note(choice, epochs: int) -> str:
+    best, start = choice.best, choice.start
+    text = (
+        f"kept epoch {choice.epoch} of {epochs}: the best on the validation edits (R@10 {best['R@10']:.1f}%, "
+        f"median rank {best['median rank']:g}"
+    )
+    if start is not None:
+        text += f"; the start: {start['R@10']:.1f}%, {start['median rank']:g}"
+    text += ")"
+    if choice.stopped_early:
+        text += f"; stopped after epoch {choice.history[-1]['epoch']}: no better epoch since"
+    return text
 
 
 def run_key(

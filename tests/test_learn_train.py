@@ -234,7 +234,7 @@ def test_a_bundle_that_does_worse_than_its_start_is_not_made_the_default(world, 
     with Catalog(world.catalog) as catalog:
         fit = learn(
             true_pairs, [], base, catalog,
-            LearnOptions(holdout=0.0, fresh_overrides=TINY, out="start", fine_tune=FineTuneConfig(
+            LearnOptions(holdout=0.0, validation=0.0, fresh_overrides=TINY, out="start", fine_tune=FineTuneConfig(
                 epochs=150, batch_size=len(true_pairs), fresh_learning_rate=3e-3, device="cpu")),
             progress=False,
         )  # fmt: skip
@@ -363,3 +363,90 @@ def test_too_few_pairs_still_says_why_each_was_skipped(world, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["pairs found"] == 0 and report["timelines"] == [str(broken)]
     assert [s["what"] for s in report["skipped"]] == ["broken.otio"]
+
+
+def test_the_best_validation_epoch_is_kept_and_a_killed_run_resumes_to_the_same_choice(world, tmp_path):
+    """Every epoch is scored on the validation pairs; the best is kept (not the last), training stops after
+    `patience` epochs without a better one, and a run killed mid-way resumes to the same choice."""
+    from viml.learning.features import pair_features
+    from viml.learning.finetune import BEST_CHECKPOINT, FineTuneConfig, fine_tune_best
+    from viml.training.metrics import summarize
+    from viml.training.model import ViMLConfig, load_checkpoint
+
+    bundle = open_bundle(world.base)
+    with Catalog(world.catalog) as catalog:
+        learned = pair_features(
+            [world.pair(f"p{i % 4}", i, i) for i in range(COUNT)], bundle, catalog, progress=False
+        )
+    model = ViMLConfig(video_dim=128, text_dim=384, music_dim=MUSIC_DIM, **TINY)
+    config = FineTuneConfig(epochs=8, batch_size=4, device="cpu")
+    hits_by_epoch = {1: 1, 2: 3, 3: 2, 4: 3, 5: 1, 6: 4, 7: 4, 8: 4}  # of 4 validation clips in the top 10
+
+    class Validator:
+        def __init__(self, kill_at: int | None = None) -> None:
+            self.epochs: list[int] = []
+            self.digests: dict[int, str] = {}
+            self.kill_at = kill_at
+
+        def __call__(self, checkpoint: Path):
+            epoch = len(self.epochs) + 1 + self.offset
+            if epoch == self.kill_at:
+                raise KeyboardInterrupt  # killed after the epoch's checkpoint, before its score
+            self.epochs.append(epoch)
+            self.digests[epoch] = load_checkpoint(checkpoint)[0].state_dict()
+            hits = hits_by_epoch[epoch]
+            return summarize(np.array([1] * hits + [40] * (4 - hits)), 50)
+
+        offset = 0
+
+    whole = Validator()
+    choice = fine_tune_best(learned.features, model, config, tmp_path / "whole", None, whole, patience=3,
+                            progress=False)  # fmt: skip
+    # Epochs 2 and 4 tie (3 hits): the first is kept; 3 epochs without a better one stop it after 5.
+    assert (choice.epoch, whole.epochs, choice.stopped_early) == (2, [1, 2, 3, 4, 5], True)
+    assert [row["epoch"] for row in choice.history] == [1, 2, 3, 4, 5] and choice.start is None
+
+    def same(a: dict, b: dict) -> bool:
+        return all(torch.allclose(a[name], b[name]) for name in a)
+
+    best = load_checkpoint(tmp_path / "whole" / BEST_CHECKPOINT)[0].state_dict()
+    assert same(best, whole.digests[2]) and not same(best, whole.digests[5])
+    again = Validator()
+    assert fine_tune_best(learned.features, model, config, tmp_path / "whole", None, again, patience=3,
+                          progress=False).epoch == 2 and again.epochs == []  # fmt: skip
+
+    killed = Validator(kill_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        fine_tune_best(learned.features, model, config, tmp_path / "killed", None, killed, patience=3,
+                       progress=False)  # fmt: skip
+    resumed = Validator()
+    resumed.offset = 2  # epochs 1-2 were scored before the kill
+    choice = fine_tune_best(learned.features, model, config, tmp_path / "killed", None, resumed, patience=3,
+                            progress=False)  # fmt: skip
+    assert choice.epoch == 2 and resumed.epochs == [3, 4, 5]
+    assert all(
+        same(resumed.digests[e], whole.digests[e]) for e in (3, 4, 5)
+    )  # the weights of an unbroken run
+
+
+def test_learn_keeps_the_best_validation_epoch_and_reports_it(world, capsys):
+    """Three training projects or more: one validates (whole), the kept epoch and its scores are in the
+    report and the manifest."""
+    from viml.learning.finetune import FineTuneConfig
+    from viml.learning.learn import LearnOptions, learn
+
+    pairs = [world.pair(f"v{i % 4}", i, i) for i in range(COUNT)]
+    with Catalog(world.catalog) as catalog:
+        report = learn(
+            pairs, [], open_bundle(world.base), catalog,
+            LearnOptions(holdout_projects=("v0",), fresh_overrides=TINY, out="validated", make_default=False,
+                         fine_tune=FineTuneConfig(epochs=6, batch_size=4, device="cpu")),
+            progress=False,
+        )  # fmt: skip
+    assert (report.heldout_pairs, report.validation_projects, report.validation_pairs) == (2, 1, 2)
+    assert report.train_pairs == 4
+    assert [row["epoch"] for row in report.validation_history][0] == 1  # fresh towers: no epoch 0
+    assert 1 <= report.chosen_epoch <= 6
+    assert any(note.startswith(f"kept epoch {report.chosen_epoch} of 6") for note in report.notes)
+    learned = read_manifest(report.bundle)["learned"]
+    assert learned["chosen epoch"] == report.chosen_epoch and learned["validation pairs"] == 2

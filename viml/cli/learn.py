@@ -46,6 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--holdout", type=fraction, default=0.2, help="share of the pairs held out, by project (default 0.2)"
     )
     parser.add_argument(
+        "--validation", type=fraction, default=0.2,
+        help="share of the training pairs (whole projects) that pick the best epoch; 0 keeps the last "
+        "(default 0.2; needs 3 or more training projects)",
+    )  # fmt: skip
+    parser.add_argument(
         "--holdout-project", action="append", metavar="PROJECT",
         help="hold out this project (a timeline path as harvested; repeatable) instead of drawing them",
     )  # fmt: skip
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         options = LearnOptions(
             holdout=args.holdout,
+            validation=args.validation,
             holdout_projects=tuple(args.holdout_project) if args.holdout_project else None,
             fine_tune=config,
             fresh=args.fresh,
@@ -165,7 +171,9 @@ def _print_report(report, harvest_skips: int) -> None:
     print(
         f"trained on {report.train_pairs} pairs from {report.train_projects} project(s), {report.start}; "
         f"held out {report.heldout_pairs} pairs from {len(report.heldout_projects)} project(s)"
-    )
+        + (f"; {report.validation_pairs} pairs from {report.validation_projects} project(s) chose the epoch"
+           if report.validation_pairs else "")
+    )  # fmt: skip
     print(f"bundle {report.bundle.name!r} written to {report.bundle}")
     for note in report.notes:
         print(note)
