@@ -161,9 +161,9 @@ class EpochChoice:
         return next((row for row in self.history if row["epoch"] == 0), None)
 
 
-def _better(row: dict, best: dict | None) -> bool:
-    """More validation music in the top 10 (what an editor sees), then a better median rank."""
-    return best is None or (-row["R@10"], row["median rank"]) < (-best["R@10"], best["median rank"])
+def _rank(row: dict) -> tuple[float, float]:
+    """Order of epochs: more validation music in the top 10 (what an editor sees), then median rank."""
+    return -row["R@10"], row["median rank"]
 
 
 def fine_tune_best(
@@ -202,7 +202,7 @@ def fine_tune_best(
         history.append(row(0, validate(start)))
         save()
     trained = [r for r in history if r["epoch"] > 0]
-    best = min(trained, key=lambda r: (-r["R@10"], r["median rank"], r["epoch"])) if trained else None
+    best = min(trained, key=lambda r: (*_rank(r), r["epoch"])) if trained else None
     epoch = trained[-1]["epoch"] if trained else 0
     while not record["stopped"] and epoch < config.epochs:
         epoch += 1
@@ -210,7 +210,7 @@ def fine_tune_best(
             features, model_config, config, run_dir, start, provenance, progress, stop_after_epochs=epoch
         )
         scored = row(epoch, validate(checkpoint))
-        if _better(scored, best):
+        if best is None or _rank(scored) < _rank(best):
             temporary = run_dir / (BEST_CHECKPOINT + ".tmp")
             shutil.copyfile(checkpoint, temporary)
             os.replace(temporary, run_dir / BEST_CHECKPOINT)

@@ -192,10 +192,10 @@ def _candidate_scores(
     also: np.ndarray,
     threads: int,
 ) -> tuple[WindowScores, np.ndarray] | None:
-    tracks = len(table.counts)
-    track_bias = np.maximum.reduceat(bias, table.starts) if bias is not None and tracks else None
     if query.shape[0] > 1:
         return clip_scores(table, index, lookup, query, bias, keep, need, also, threads)
+    tracks = len(table.counts)
+    track_bias = np.maximum.reduceat(bias, table.starts) if bias is not None and tracks else None
     count = min(FIRST_NEIGHBOURS, len(index))
     last: tuple[WindowScores, np.ndarray] | None = None  # candidates not proven complete, if any
     for attempt in range(TRIES):

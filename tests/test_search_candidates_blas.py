@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import threadpoolctl  # a dependency (pyproject.toml): no skip
 from viml.search.blas import one_blas_thread
-
-threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
 def blas_threads() -> list[int]:
