@@ -94,6 +94,8 @@ def many_fine_scores(
     adjacent ones, so only the band of M M' next to its diagonal is needed: O((S + starts x K) x band)
     work and no [starts x segments] or [S x S] matrices (`dense_fine_scores` is the same formula with
     every weight and the whole Gram matrix)."""
+    if not tracks:  # e.g. a filter that leaves no track to refine
+        return []
     query = np.atleast_2d(query).astype(np.float64)
     k = query.shape[0]
     transposed = np.ascontiguousarray(query.T)

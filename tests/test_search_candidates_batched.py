@@ -115,3 +115,8 @@ def test_a_clips_rounds_stop_only_when_no_unscored_track_can_reach_the_cutoff(mo
         np.testing.assert_allclose(
             best, window_scores(table.embeddings, table.starts, table.counts, clip).best[scored], rtol=1e-5
         )
+
+
+def test_refining_no_tracks_gives_no_placements():
+    """A filter can leave nothing to refine (`viml suggest --vocals` on a library without vocals)."""
+    assert offsets.place_many([], np.ones((2, 4), np.float32), 10.0) == []
