@@ -7,8 +7,8 @@ filters, pooling, fusion and offsets.py's refinement then work as on the whole l
 A prompt (K = 1) asks for its row's neighbours. A window's score is then the segment's similarity, so a
 track none of whose segments came back scores at most s, the similarity of the farthest neighbour returned
 (plus the track's best prompt-term bias). That bound says when the candidates provably hold the exact top
-(within the graph search's own approximation and its float16 vectors'; tests/test_search_ann.py proves the rule on exact neighbours): if the `need`-th best candidate scores above it, no other
-track can enter; otherwise more neighbours are asked for (x4) once, and then the candidates are used as
+(within the approximation of the graph search and its float16 vectors; tests/test_search_ann.py checks
+the rule on exact neighbours): if the `need`-th best candidate scores above it, no other track can enter; otherwise more neighbours are asked for (x4) once, and then the candidates are used as
 they are (also when asking for more would make them many: over a quarter of the tracks).
 
 A clip (K > 1 rows) has no such bound (each row's farthest neighbour gives one, but for music-like rows
