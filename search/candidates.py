@@ -8,8 +8,9 @@ A prompt (K = 1) asks for its row's neighbours. A window's score is then the seg
 track none of whose segments came back scores at most s, the similarity of the farthest neighbour returned
 (plus the track's best prompt-term bias). That bound says when the candidates provably hold the exact top
 (within the approximation of the graph search and its float16 vectors; tests/test_search_ann.py checks
-the rule on exact neighbours): if the `need`-th best candidate scores above it, no other track can enter; otherwise more neighbours are asked for (x4) once, and then the candidates are used as
-they are (also when asking for more would make them many: over a quarter of the tracks).
+the rule on exact neighbours): if the `need`-th best candidate scores above it, no other track can enter;
+otherwise more neighbours are asked for (x4) once, and then the candidates are used as they are (also
+when asking for more would make them many: over a quarter of the tracks).
 
 A clip (K > 1 rows) has no such bound (each row's farthest neighbour gives one, but for music-like rows
 it is too loose to prove anything), so its candidates come from the track means. A track's best window
