@@ -44,7 +44,7 @@ MODES = ("auto", "fitted", "plain")  # what a user may ask for
 RAW = "raw"
 MAX_CACHE_BYTES = 1 << 30  # ~190 thirty-second stereo excerpts at 44.1 kHz
 # Bump when a renderer's output or the sidecar changes, so old cached excerpts are not reused.
-RENDER_VERSION = 2  # 2: the mode in the key, the WAV's size in the sidecar
+RENDER_VERSION = 3  # 2: the mode in the key, the WAV's size in the sidecar; 3: the spans in the sidecar
 SIDECAR = "excerpt.json"
 FALLBACK_REASON = "no beats known for this track and BeatNet not converted (`viml convert-beatnet`)"
 
@@ -100,6 +100,15 @@ class Excerpt:
     start: float  # where in the source it starts (the fitted edit snaps to a downbeat)
     duration: float  # seconds, exact to the sample at the source's rate
     fell_back: bool = False  # "auto" gave the plain cut: FALLBACK_REASON
+    # The source's parts it plays, in order: (source_start, source_end); a fitted edit that cut or
+    # repeated bars has several. Empty: one part, from `start` for `duration`.
+    spans: tuple[tuple[float, float], ...] = ()
+
+    def source_time(self, edit_seconds: float) -> float:
+        """Where in the source the excerpt is `edit_seconds` in (the now-playing marker)."""
+        from viml.engine.music import fit
+
+        return fit.source_time(self.spans or ((self.start, self.start + self.duration),), edit_seconds)
 
 
 class ExcerptCache:
@@ -129,7 +138,7 @@ class ExcerptCache:
             if path.stat().st_size != done["bytes"]:
                 return None  # damaged since: rendered again
             found = Excerpt(path, done["fitted"], done["description"], done["start"], done["duration"],
-                            done["fell_back"])  # fmt: skip
+                            done["fell_back"], tuple((float(a), float(b)) for a, b in done["spans"]))  # fmt: skip
             _touch(entry / SIDECAR)  # least recently *used* goes first
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -149,7 +158,8 @@ class ExcerptCache:
             excerpt = _render(request, output, opened)
         sidecar = {"file": output.name, "bytes": output.stat().st_size, "fitted": excerpt.fitted,
                    "fell_back": excerpt.fell_back, "description": excerpt.description,
-                   "start": excerpt.start, "duration": excerpt.duration, "mode": request.mode,
+                   "start": excerpt.start, "duration": excerpt.duration, "spans": excerpt.spans,
+                   "mode": request.mode,
                    "source": os.path.abspath(request.path)}  # fmt: skip
         # A name of this thread's own: another process may be writing the same entry.
         temporary = entry / f".{SIDECAR}.{os.getpid()}.{threading.get_ident()}.part"
@@ -201,7 +211,7 @@ def _render(request: ExcerptRequest, output: Path, catalog: Catalog | None) -> E
         try:
             plan = fitting.render_excerpt(path, start, duration, output, catalog,
                                           strategy=request.strategy, target_lufs=lufs)  # fmt: skip
-            return Excerpt(output, True, plan.describe(), plan.start, plan.duration)
+            return Excerpt(output, True, plan.describe(), plan.start, plan.duration, spans=_spans(plan))
         except BeatNetMissingError as error:
             if request.mode == "fitted":
                 raise UserFacingError(
@@ -210,7 +220,11 @@ def _render(request: ExcerptRequest, output: Path, catalog: Catalog | None) -> E
             log.info("%s: no beats known, a plain excerpt (%s)", path, error)
             fell_back = True
     plan = fitting.render_plain_excerpt(path, start, duration, output, lufs)
-    return Excerpt(output, False, plan.describe(), plan.start, plan.duration, fell_back)
+    return Excerpt(output, False, plan.describe(), plan.start, plan.duration, fell_back, _spans(plan))
+
+
+def _spans(plan) -> tuple[tuple[float, float], ...]:
+    return tuple((float(span.source_start), float(span.source_end)) for span in plan.spans)
 
 
 def _render_raw(request: ExcerptRequest, output: Path) -> Excerpt:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -278,10 +279,11 @@ def stored_loudness(catalog_file, path: str) -> float | None:
 
 class NowPlaying(QObject):
     """While an audition plays: which track and where in its music file the listener is, 20 times a
-    second, for the results' now-playing marker. Positions follow the player's clock:
-    `file_at_in + (video - clip_in)`, held within in..out (for a fitted edit, `file_at_in` is where the
-    edit starts in the file; a bar the fit cut out shifts the marker after it by that bar). The track is
-    named by its path: its row changes when the results are sorted or replaced."""
+    second, for the results' now-playing marker. Positions follow the player's clock: `source_time(video
+    - clip_in)`, the video held within in..out; `source_time` maps the audition's time to the file's
+    (a plain cut: its offset plus the time; a fitted edit: through its parts, so the marker jumps where
+    the fit cut out or repeated bars: `Excerpt.source_time`). The track is named by its path: its row
+    changes when the results are sorted or replaced."""
 
     moved = Signal(str, float)  # path, seconds into its music file; ("", nan) when the audition ends
 
@@ -289,13 +291,17 @@ class NowPlaying(QObject):
         super().__init__(parent)
         self.clock = clock
         self.path: str | None = None  # the auditioned track
-        self._span = (0.0, 0.0, 0.0)  # file_at_in, clip_in, clip_out
+        self._span = (0.0, 0.0)  # clip_in, clip_out
+        self._source_time: Callable[[float], float] = float
         self._last: float | None = None
         self._timer = QTimer(self, interval=interval_ms)
         self._timer.timeout.connect(self.tick)
 
-    def begin(self, path: str, file_at_in: float, clip_in: float, clip_out: float) -> None:
-        self.path, self._span, self._last = path, (file_at_in, clip_in, clip_out), None
+    def begin(
+        self, path: str, source_time: Callable[[float], float], clip_in: float, clip_out: float
+    ) -> None:
+        self.path, self._span, self._last = path, (clip_in, clip_out), None
+        self._source_time = source_time
         self._timer.start()
         self.tick()
 
@@ -306,9 +312,9 @@ class NowPlaying(QObject):
             self.moved.emit("", float("nan"))
 
     def position(self) -> float:
-        file_at_in, clip_in, clip_out = self._span
+        clip_in, clip_out = self._span
         video = min(max(self.clock.position_at(time.monotonic()), clip_in), clip_out)
-        return file_at_in + (video - clip_in)
+        return float(self._source_time(video - clip_in))
 
     def tick(self, again: bool = False) -> None:
         """Emit the position if it moved (paused: no repaint for an unchanged marker), or `again`."""

@@ -640,8 +640,9 @@ class MainWindow(QMainWindow):
                 problem = str(error)
         self.player.set_duck(problem is None)
         self.player.play_range()  # loops or stops at the out point (the Loop box)
-        file_at_in = excerpt.start if excerpt is not None and excerpt.fitted else offset
-        self.now_playing.begin(suggestion.path, file_at_in, in_point, out_point)
+        fitted = excerpt is not None and excerpt.fitted
+        source_time = excerpt.source_time if fitted else (lambda seconds: offset + seconds)
+        self.now_playing.begin(suggestion.path, source_time, in_point, out_point)
         if problem is not None:
             self.show_message(f"Playing the clip without music: {problem}")
         elif excerpt is not None and excerpt.fitted:

@@ -6,6 +6,7 @@ volume and loudness matching in the audio callback, and the output device settin
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -16,6 +17,7 @@ from media_factory import read_frame_index, write_audio, write_video
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QLineEdit, QSpinBox, QVBoxLayout, QWidget
+from viml.catalog.excerpts import Excerpt
 from viml.desktop.audition import AuditionEngine, NowPlaying, PlayerClock, matched_gain, stored_loudness
 from viml.desktop.player import ClipPlayer
 from viml.desktop.style import format_timecode
@@ -206,7 +208,7 @@ def test_now_playing_follows_the_clock(qtbot):
     moves = []
     marker.moved.connect(lambda path, seconds: moves.append((path, seconds)))
     clock.update(1.5, playing=False)
-    marker.begin("/music/a.wav", file_at_in=30.0, clip_in=1.0, clip_out=3.0)
+    marker.begin("/music/a.wav", lambda seconds: 30.0 + seconds, clip_in=1.0, clip_out=3.0)
     assert moves == [("/music/a.wav", 30.5)]
     marker.tick()  # paused: nothing new to paint
     assert len(moves) == 1
@@ -215,6 +217,13 @@ def test_now_playing_follows_the_clock(qtbot):
     assert moves[-1] == ("/music/a.wav", 32.0)
     marker.end()
     assert moves[-1][0] == "" and np.isnan(moves[-1][1]) and marker.path is None
+    # A fitted edit that cut out the bars from 31 s to 40 s: the marker jumps with the music.
+    fitted = Excerpt(Path("/cache/a.wav"), True, "", 30.0, 2.0, spans=((30.0, 31.0), (40.0, 41.0)))
+    clock.update(1.5, playing=False)
+    marker.begin("/music/a.wav", fitted.source_time, clip_in=1.0, clip_out=3.0)
+    clock.update(2.5, playing=False)
+    marker.tick()
+    assert [seconds for _, seconds in moves[-2:]] == [30.5, 40.5]
 
 
 def test_text_fields_and_other_windows_keep_their_keys(qtbot):

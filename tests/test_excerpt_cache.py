@@ -153,6 +153,8 @@ def test_what_each_mode_renders(tmp_path):
     # Plain: exactly the length (silence after the track's end), gained to the target.
     plain = cache.render(ExcerptRequest(str(source), "", 3.0, 4.0, mode="plain"))
     assert (plain.fitted, plain.fell_back) == (False, False)
+    assert plain.spans == ((3.0, 5.0),) and plain.source_time(1.5) == 4.5  # the track ends at 5 s
+    assert cache.lookup(ExcerptRequest(str(source), "", 3.0, 4.0, mode="plain")).spans == plain.spans
     cut, _ = read_source_audio(plain.path)
     assert cut.shape == (4 * RATE, 2) and not cut[2 * RATE :].any()
     assert integrated_loudness(cut.mean(axis=1), RATE) == pytest.approx(fitting.FIT_LUFS, abs=0.5)

@@ -267,6 +267,27 @@ def test_cli_bad_input_is_one_line(tmp_path, track, capsys) -> None:
     assert not (tmp_path / "o.wav").exists()
 
 
+def test_source_time_follows_the_edit_through_its_cuts() -> None:
+    """The now-playing marker's mapping: edit time -> source time, jumping where bars were cut out; the
+    rendered edit at t is the source at source_time(t) away from the crossfades."""
+    rhythm = known_rhythm(120.0, 4, 180.0, offset=0.5, sections=(16.5, 48.5, 80.5, 112.5))
+    plan = fit.plan_fit(rhythm, 100.0, 60.0, prefer="bars")
+    first, second = plan.spans
+    assert second.source_start > first.source_end  # bars were cut out between them
+    joint = first.length
+    assert plan.source_time(0.0) == plan.start == first.source_start
+    assert plan.source_time(joint - 0.5) == pytest.approx(first.source_end - 0.5)
+    assert plan.source_time(joint + 0.5) == pytest.approx(second.source_start + 0.5)
+    assert plan.source_time(1e6) == second.source_end and plan.source_time(-1.0) == first.source_start
+    assert fit.source_time([], 3.0) == 0.0
+    rate = 8000
+    source = music(rhythm, rate, channels=1)
+    edit = fit.render_fit(source, rate, plan)
+    for t in (1.0, joint - 0.3, joint + 0.3, plan.duration - 2.0):
+        at, there = round(t * rate), round(plan.source_time(t) * rate)
+        np.testing.assert_allclose(edit[at : at + 400, 0], source[there : there + 400, 0], atol=1e-4)
+
+
 def test_timelines_hold_the_plan(tmp_path) -> None:
     rhythm = known_rhythm(120.0, 4, 180.0, offset=0.5, sections=(16.5, 48.5, 80.5, 112.5))
     plan = fit.plan_fit(rhythm, 100.0, 60.0, prefer="bars")

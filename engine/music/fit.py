@@ -24,6 +24,7 @@ import math
 import os
 import tempfile
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -109,6 +110,9 @@ class FitPlan:
     def silence(self) -> float:
         return max(0.0, self.duration - self.music_end)
 
+    def source_time(self, edit_seconds: float) -> float:
+        return source_time([(span.source_start, span.source_end) for span in self.spans], edit_seconds)
+
     def joints(self) -> list[float]:
         """Output times of the cuts between spans (where each crossfade ends)."""
         return np.cumsum([span.length for span in self.spans[:-1]]).tolist()
@@ -130,6 +134,20 @@ class FitPlan:
         data["description"] = self.describe()
         data["silence"] = self.silence
         return data
+
+
+def source_time(spans: Sequence[tuple[float, float]], edit_seconds: float) -> float:
+    """Where in the source an edit of `spans` ((source_start, source_end), played in order, each from the
+    cut where the one before ends) is `edit_seconds` in; before the edit, its start; past the music, the
+    last span's end (the edit's silence)."""
+    if not spans:
+        return 0.0
+    edit_start = 0.0
+    for first, last in spans:
+        if edit_seconds < edit_start + (last - first):
+            return first + max(0.0, edit_seconds - edit_start)
+        edit_start += last - first
+    return spans[-1][1]
 
 
 def clock(seconds: float) -> str:
