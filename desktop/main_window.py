@@ -240,6 +240,7 @@ class MainWindow(QMainWindow):
         action(files, "Quit", self.close, "Ctrl+Q")
         tools = self.menuBar().addMenu("&Tools")
         action(tools, "Batch tag a folder…", self.open_batch_tag)
+        action(tools, "Learn from my edits…", self.open_learn)
         action(tools, "Settings…", self.open_settings, "Ctrl+,")
 
     # -- messages ---------------------------------------------------------------------------------
@@ -821,6 +822,22 @@ class MainWindow(QMainWindow):
         dialog = BatchTagDialog(self.settings, self)
         dialog.show()
         return dialog
+
+    def open_learn(self):
+        from viml.desktop.learn_dialog import LearnDialog
+
+        dialog = LearnDialog(self.settings, self)
+        dialog.learned.connect(self._learned)
+        dialog.show()
+        return dialog
+
+    def _learned(self, made_default: bool) -> None:
+        """A learned bundle that became the default is the one the app ranks with from now on (a bundle
+        chosen in the settings gives way: the learning started from it)."""
+        if made_default:
+            self.settings.bundle = None  # follow the default bundle
+            self.open_bundle()
+            self.request_query()
 
     def open_settings(self) -> None:
         from viml.desktop.dialogs import SettingsDialog

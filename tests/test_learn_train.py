@@ -91,11 +91,36 @@ def catalogue(catalog: Catalog, path: Path, analyzer: str, segments: MusicSegmen
     catalog.finish_run(run, "done", {})
 
 
+def write_edit(
+    world: World, path: Path, shots: list[tuple[int, int]], music: list[Path] | None = None
+) -> Path:
+    """A past edit: V1 the clips one after another, A1 under each the music of its shot (an index into
+    `music`, default the world's songs) from the start of the song."""
+    rate = FPS
+    songs = music or world.music
+    timeline = otio.schema.Timeline(name=path.stem)
+    picture, sound = otio.schema.Track(kind="Video"), otio.schema.Track(kind="Audio")
+    for video, song in shots:
+        for track, source, length in ((picture, world.videos[video], 10), (sound, songs[song], 30)):
+            available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                otio.opentime.RationalTime(length * rate, rate))  # fmt: skip
+            track.append(otio.schema.Clip(
+                name=source.name, media_reference=otio.schema.ExternalReference(source.as_uri(), available),
+                source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                     otio.opentime.RationalTime(10 * rate, rate))))  # fmt: skip
+    timeline.tracks.extend([picture, sound])
+    write(timeline, path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
+    return make_world(tmp_path_factory.mktemp("learn_world"))
+
+
+def make_world(folder: Path) -> World:
     from viml.export_onnx.build import build_bundle
 
-    folder = tmp_path_factory.mktemp("learn_world")
     videos = [colour_video(folder / f"clip{i}.mp4", 10, i / COUNT) for i in range(COUNT)]
     music = [
         write_audio(folder / f"song{i}.wav", seconds=30, sample_rate=8000, frequency=220 + 40 * i)
@@ -249,22 +274,7 @@ def test_a_bundle_that_does_worse_than_its_start_is_not_made_the_default(world, 
     )
 
     def edit(name: str, shots: list[tuple[int, int]]) -> Path:
-        """V1: the clips one after another; A1: the music of each under it, from the start of the song."""
-        rate = FPS
-        timeline = otio.schema.Timeline(name=name)
-        picture, sound = otio.schema.Track(kind="Video"), otio.schema.Track(kind="Audio")
-        for video, music in shots:
-            for track, path, length in ((picture, world.videos[video], 10), (sound, world.music[music], 30)):
-                available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
-                                                    otio.opentime.RationalTime(length * rate, rate))  # fmt: skip
-                track.append(otio.schema.Clip(
-                    name=path.name, media_reference=otio.schema.ExternalReference(path.as_uri(), available),
-                    source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
-                                                         otio.opentime.RationalTime(10 * rate, rate))))  # fmt: skip
-        timeline.tracks.extend([picture, sound])
-        path = tmp_path / f"{name}.otio"
-        write(timeline, path)
-        return path
+        return write_edit(world, tmp_path / f"{name}.otio", shots)
 
     truth = edit("truth", [(0, 0), (1, 1)])
     shifted = [(i, (i + 3) % COUNT) for i in range(COUNT)]

@@ -72,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--progress", action="store_true",
+        help="progress bars on stderr even with --json (what the desktop app shows)",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             use_llm=not args.no_llm,
         )
         try:
-            report = learn(pairs, skipped, bundle, catalog, options, progress=not args.json)
+            report = learn(pairs, skipped, bundle, catalog, options, progress=args.progress or not args.json)
         except TooFewPairsError as error:  # say why each pair could not be used, then the error
             if args.json:
                 print(json.dumps({"error": str(error), "pairs found": len(pairs),
