@@ -163,6 +163,14 @@ class LearnDialog(QDialog):
         if self.task is not None:
             self.task.token.cancel()
 
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.cancel()  # closing the dialog stops the run: no training left behind unseen
+        super().closeEvent(event)
+
+    def reject(self) -> None:  # Esc
+        self.cancel()
+        super().reject()
+
     def _finished(self) -> None:
         self.task = None
         self.start_button.setEnabled(True)

@@ -4,9 +4,12 @@ and the pairs it left out, stopping it and going on; the Tools menu entry and th
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from PySide6.QtWidgets import QMenu
 from test_learn_train import COUNT, World, make_world, write_edit
+from viml.core.processes import descendants
 from viml.desktop.backend import VIML_COMMAND
 from viml.desktop.learn_dialog import LearnDialog, ProgressReader, learn_command
 from viml.desktop.settings import AppSettings
@@ -78,13 +81,17 @@ def test_stopping_a_run_ends_the_child_and_a_failing_one_says_why(qtbot, world, 
     dialog.add_sources([str(tmp_path / "edits")])
     dialog.epochs.setValue(200)  # long enough to be stopped while training
     dialog.keep_default.setChecked(True)
+    before = set(descendants(os.getpid()).items())
     dialog.start()
     training = []
     dialog.task.signals.progress.connect(lambda done, total, stage: training.append(stage == "train"))
     qtbot.waitUntil(lambda: any(training), timeout=240_000)
-    dialog.cancel()
+    learner = set(descendants(os.getpid()).items()) - before  # the viml learn child
+    assert learner
+    dialog.close()  # closing the dialog stops the run too
     qtbot.waitUntil(lambda: dialog.task is None, timeout=30_000)
     assert dialog.status.text().startswith("Stopped.") and dialog.start_button.isEnabled()
+    assert not learner & set(descendants(os.getpid()).items())  # ended, and waited for
     # A child that fails says why in one line (here: the catalog does not exist).
     dialog.settings.catalog = str(tmp_path / "no-such.sqlite")
     dialog.start()
