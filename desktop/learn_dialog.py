@@ -191,7 +191,11 @@ class LearnDialog(QDialog):
                 item = QTableWidgetItem(os.path.basename(text) if key != "why" else text)
                 item.setToolTip(text)
                 self.skipped.setItem(row, column, item)
-        self.skipped.resizeColumnToContents(0)
+        for column in (0, 1):  # the names whole (up to a third of the table each), the reason gets the rest
+            self.skipped.resizeColumnToContents(column)
+            self.skipped.setColumnWidth(
+                column, min(self.skipped.columnWidth(column), self.skipped.width() // 3)
+            )
         self.skipped.setVisible(bool(skipped))
         if "error" in report:  # too few usable pairs: nothing was trained
             self.status.setText(report["error"])

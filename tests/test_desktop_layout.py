@@ -74,3 +74,35 @@ def test_the_settings_dialog_is_not_cramped(qtbot, tmp_path):
     assert len({field.mapTo(dialog, field.rect().topLeft()).x() for field in fields}) == 1  # one column
     dialog.reject()
     window.close()
+
+
+def test_the_learn_dialog_is_not_cramped(qtbot, tmp_path):
+    """Learn from my edits at the size it opens with, showing a report and a pair left out."""
+    from layout_scenario import dialog_problems
+    from viml.desktop.learn_dialog import LearnDialog
+
+    window = populated_window(tmp_path, (1280, 720))
+    qtbot.addWidget(window)
+    dialog = LearnDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.add_sources(
+        ["/home/editor/Projects/documentary-2024/timelines", "/home/editor/Projects/ad.fcpxml"]
+    )
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    new = {"median rank": 12.5, "R@10": 41.2, "pool": 1480}
+    dialog.show_report({
+        "bundle": "learned-4ce6cbd4", "training pairs": 212, "training projects": 31, "held-out pairs": 52,
+        "held-out projects": ["a", "b", "c"], "start bundle": "demo", "made default": True,
+        "default decision": "it does no worse than its start on the held-out edits: now the default",
+        "held-out metrics, new bundle": new, "held-out metrics, start bundle": {**new, "median rank": 20.0},
+        "skipped": [{"project": "/home/editor/Projects/ad.fcpxml", "what": "interview-03.mov at 00:01:10:00",
+                     "why": "its music /home/editor/Music/old/theme.wav is not in the catalog: scan its folder first"}],
+    })  # fmt: skip
+    qtbot.wait(50)
+    assert "now the default" in dialog.status.text() and "median rank 12.5" in dialog.summary.text()
+    clip = dialog.skipped.item(0, 1)
+    assert dialog.skipped.columnWidth(1) >= dialog.skipped.fontMetrics().horizontalAdvance(clip.text())
+    assert dialog_problems(dialog) == []
+    dialog.reject()
+    window.close()
