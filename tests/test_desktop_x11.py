@@ -1,6 +1,7 @@
 """The desktop app in a real X server (Xvfb, Qt's xcb platform), as on a user's Linux desktop: it starts,
 says which system packages are missing instead of aborting, and a drag that started in the app (a
-suggestion, a library track) let go over any of its own widgets adds nothing and starts no scan."""
+suggestion, a library track) let go over any of its own widgets adds nothing and starts no scan; and the
+editor's own tests (keys, filters, influence, batch tag, export) pass there too."""
 
 from __future__ import annotations
 
@@ -41,6 +42,33 @@ def test_own_drags_let_go_over_the_app_add_nothing(display, tmp_path):
         assert drop["folders"] == [library], name
         assert not drop["scanning"], name
         assert not drop["prompt changed"] and not drop["filter changed"], name
+
+
+# The editor's checks of issue 16, run again in the real X server: transport keys through xcb's key
+# events (wherever focus is, except while typing), the filters and the influence ends in the app, batch
+# tag with partial failures and the export message.
+EDITOR_TESTS = [
+    "tests/x11_platform_check.py",
+    "tests/test_desktop_transport.py",
+    "tests/test_desktop_filters.py",
+    "tests/test_influence.py::test_desktop_back_end_ends",
+    "tests/test_desktop_editor.py::test_batch_tag_shows_good_tags_and_bad_reasons_when_some_files_fail",
+    "tests/test_desktop_editor.py::test_export_says_where_the_timeline_went_or_why_not",
+]
+
+
+def test_the_editor_tests_pass_in_a_real_x_server(display, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *EDITOR_TESTS],
+        cwd=REPO,
+        env=x11.x11_environment(display, tmp_path / "home", QT_QPA_PLATFORM="xcb"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert re.search(r"\b\d+ passed\b", summary) and "skipped" not in summary, summary
 
 
 def test_the_app_starts_on_x11(display, tmp_path):
