@@ -195,6 +195,14 @@ class BatchTagDialog(QDialog):
         if self.task is not None:
             self.task.token.cancel()
 
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.cancel()  # closing the dialog stops the tagging child
+        super().closeEvent(event)
+
+    def reject(self) -> None:  # Esc
+        self.cancel()
+        super().reject()
+
     def _finished(self) -> None:
         self.task = None
         self.start_button.setEnabled(True)

@@ -21,6 +21,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -925,4 +926,6 @@ class MainWindow(QMainWindow):
         self.stop_audition()
         self.cancel_scan()
         self.query.cancel()
+        for dialog in self.findChildren(QDialog):  # batch tag and learning stop their child processes
+            dialog.close()
         super().closeEvent(event)

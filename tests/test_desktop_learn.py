@@ -135,3 +135,35 @@ def test_the_tools_menu_opens_it_and_a_new_default_is_used(qtbot, monkeypatch, t
     assert reopened == [None]  # the new default bundle, which the learning wrote
     dialog.close()
     window.close()
+
+
+def test_closing_the_window_ends_the_dialogs_child_processes(qtbot, monkeypatch, tmp_path):
+    """Learning and batch tagging run in child processes; quitting the app must not leave them running
+    unseen (before, closing the window left both going)."""
+    import sys
+
+    from viml.desktop import dialogs, learn_dialog
+    from viml.desktop.main_window import MainWindow
+
+    waiting = [sys.executable, "-c", "import time; time.sleep(120)"]  # a child that outlives any test
+    monkeypatch.setattr(learn_dialog, "learn_command", lambda *args: waiting)
+    real_popen = dialogs.subprocess.Popen
+    monkeypatch.setattr(dialogs.subprocess, "Popen", lambda command, **kw: real_popen(waiting, **kw))
+    settings = AppSettings()
+    settings.catalog = str(tmp_path / "catalog.sqlite")
+    window = MainWindow(settings, audio_device="no-such-device-xyz")
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(window.is_idle, timeout=20000)
+    before = set(descendants(os.getpid()).items())
+    learning = window.open_learn()
+    learning.add_sources([str(tmp_path)])
+    learning.start()
+    tagging = window.open_batch_tag()
+    tagging.folder.setText(str(tmp_path))
+    tagging.start()
+    qtbot.waitUntil(lambda: len(set(descendants(os.getpid()).items()) - before) >= 2, timeout=20000)
+    children = set(descendants(os.getpid()).items()) - before
+    window.close()
+    qtbot.waitUntil(lambda: learning.task is None and tagging.task is None, timeout=20000)
+    assert not children & set(descendants(os.getpid()).items())
