@@ -211,7 +211,7 @@ def _render(request: ExcerptRequest, output: Path, catalog: Catalog | None) -> E
         try:
             plan = fitting.render_excerpt(path, start, duration, output, catalog,
                                           strategy=request.strategy, target_lufs=lufs)  # fmt: skip
-            return Excerpt(output, True, plan.describe(), plan.start, plan.duration, spans=_spans(plan))
+            return Excerpt(output, True, plan.describe(), plan.start, plan.duration, spans=plan.parts)
         except BeatNetMissingError as error:
             if request.mode == "fitted":
                 raise UserFacingError(
@@ -220,11 +220,7 @@ def _render(request: ExcerptRequest, output: Path, catalog: Catalog | None) -> E
             log.info("%s: no beats known, a plain excerpt (%s)", path, error)
             fell_back = True
     plan = fitting.render_plain_excerpt(path, start, duration, output, lufs)
-    return Excerpt(output, False, plan.describe(), plan.start, plan.duration, fell_back, _spans(plan))
-
-
-def _spans(plan) -> tuple[tuple[float, float], ...]:
-    return tuple((float(span.source_start), float(span.source_end)) for span in plan.spans)
+    return Excerpt(output, False, plan.describe(), plan.start, plan.duration, fell_back, plan.parts)
 
 
 def _render_raw(request: ExcerptRequest, output: Path) -> Excerpt:

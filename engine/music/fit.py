@@ -110,8 +110,13 @@ class FitPlan:
     def silence(self) -> float:
         return max(0.0, self.duration - self.music_end)
 
+    @property
+    def parts(self) -> tuple[tuple[float, float], ...]:
+        """The source's parts the edit plays, in order: (source_start, source_end) of each span."""
+        return tuple((float(span.source_start), float(span.source_end)) for span in self.spans)
+
     def source_time(self, edit_seconds: float) -> float:
-        return source_time([(span.source_start, span.source_end) for span in self.spans], edit_seconds)
+        return source_time(self.parts, edit_seconds)
 
     def joints(self) -> list[float]:
         """Output times of the cuts between spans (where each crossfade ends)."""
