@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -125,7 +124,46 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-class BatchTagDialog(QDialog):
+class ChildTaskDialog(QDialog):
+    """A dialog that runs one task around a child process (batch tag, learning): its start and stop
+    buttons and progress bar follow the task, and closing the dialog (or Esc) stops it, so nothing goes
+    on running unseen. Subclasses make `start_button`, `cancel_button`, `progress` and `status`."""
+
+    start_button: QPushButton
+    cancel_button: QPushButton
+    progress: QProgressBar
+    status: QLabel
+    task: workers.Task | None = None
+
+    def run_task(self, task: workers.Task) -> None:
+        self.task = task
+        task.signals.error.connect(self.status.setText)
+        task.signals.finished.connect(self._finished)
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.show()
+        workers.start(task)
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.token.cancel()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.cancel()
+        super().closeEvent(event)
+
+    def reject(self) -> None:  # Esc
+        self.cancel()
+        super().reject()
+
+    def _finished(self) -> None:
+        self.task = None
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.hide()
+
+
+class BatchTagDialog(ChildTaskDialog):
     """Tag a folder with the music model through `viml tag` (optionally writing tags into the files)."""
 
     def __init__(self, settings: AppSettings, parent: QWidget | None = None) -> None:
@@ -164,7 +202,6 @@ class BatchTagDialog(QDialog):
         browse.clicked.connect(self._browse)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
-        self.task: workers.Task | None = None
         self.settings = settings
 
     def _browse(self) -> None:
@@ -180,34 +217,11 @@ class BatchTagDialog(QDialog):
         write = self.write_tags.isChecked()
         catalog = backend.catalog_path(self.settings.catalog)
         bundle = self.settings.bundle
-        self.task = workers.Task(lambda token: run_tag_command(folder, write, token, catalog, bundle))
-        self.task.signals.result.connect(self.show_tags)
-        self.task.signals.error.connect(self.status.setText)
-        self.task.signals.cancelled.connect(lambda: self.status.setText("Cancelled."))
-        self.task.signals.finished.connect(self._finished)
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress.show()
+        task = workers.Task(lambda token: run_tag_command(folder, write, token, catalog, bundle))
+        task.signals.result.connect(self.show_tags)
+        task.signals.cancelled.connect(lambda: self.status.setText("Cancelled."))
         self.status.setText(f"Tagging {folder}…")
-        workers.start(self.task)
-
-    def cancel(self) -> None:
-        if self.task is not None:
-            self.task.token.cancel()
-
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self.cancel()  # closing the dialog stops the tagging child
-        super().closeEvent(event)
-
-    def reject(self) -> None:  # Esc
-        self.cancel()
-        super().reject()
-
-    def _finished(self) -> None:
-        self.task = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress.hide()
+        self.run_task(task)
 
     def show_tags(self, rows: list[tuple[str, str]]) -> None:
         self.table.setRowCount(len(rows))
@@ -239,15 +253,10 @@ def run_tag_command(
             command += ["--bundle", bundle]
         if write:  # without --apply, --write-tags only plans the writes
             command += ["--write-tags", "--apply"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        while process.poll() is None:
-            if token.cancelled:
-                process.terminate()
-                process.wait()
-                token.checkpoint()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.2)
-        error = process.stderr.read() if process.stderr else ""
+        lines: list[str] = []
+        returncode, _ = workers.run_child(
+            command, token, lambda line: line.strip() and lines.append(line.strip())
+        )
         # `viml tag` exits 1 when any file failed, yet its JSON holds every good file's tags and every
         # bad file's reason: read it whenever it was written, and raise only when there is none.
         data = None
@@ -255,10 +264,7 @@ def run_tag_command(
             with open(output, encoding="utf-8") as stream, contextlib.suppress(ValueError):
                 data = json.load(stream)
         if data is None:
-            lines = error.strip().splitlines()
-            raise UserFacingError(
-                lines[-1] if lines else f"viml tag failed (exit status {process.returncode})"
-            )
+            raise UserFacingError(lines[-1] if lines else f"viml tag failed (exit status {returncode})")
     return parse_tag_json(data)
 
 

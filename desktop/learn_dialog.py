@@ -9,15 +9,12 @@ import contextlib
 import json
 import os
 import re
-import subprocess
-import threading
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -32,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 from viml.core.errors import UserFacingError
 from viml.desktop import backend, workers
+from viml.desktop.dialogs import ChildTaskDialog
 from viml.desktop.settings import AppSettings
 
 TIMELINE_FILTER = "Timelines (*.otio *.xml *.fcpxml *.kdenlive *.xges *.aaf *.edl);;All files (*)"
@@ -41,7 +39,7 @@ _BAR = re.compile(r"(?P<desc>[\w ]+?):\s+\d+%\|[^|]*\|\s*(?P<done>\d+)/(?P<total
 EPOCHS = 40  # viml learn's default
 
 
-class LearnDialog(QDialog):
+class LearnDialog(ChildTaskDialog):
     """Choose past edits (timeline files or folders), train, read the report."""
 
     learned = Signal(bool)  # a new bundle was written; True: it is now the default (reopen it)
@@ -107,7 +105,6 @@ class LearnDialog(QDialog):
         remove.clicked.connect(self._remove_selected)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
-        self.task: workers.Task | None = None
 
     # -- the edits --------------------------------------------------------------------------------
     def add_sources(self, paths: list[str]) -> None:
@@ -140,42 +137,19 @@ class LearnDialog(QDialog):
             return
         command = learn_command(sources, from_marks, self.keep_default.isChecked(), self.epochs.value(),
                                 backend.catalog_path(self.settings.catalog), self.settings.bundle)  # fmt: skip
-        self.task = workers.Task(lambda token: run_learn_command(command, token))
-        self.task.signals.progress.connect(self._show_progress)
-        self.task.signals.result.connect(self.show_report)
-        self.task.signals.error.connect(self.status.setText)
-        self.task.signals.cancelled.connect(
+        task = workers.Task(lambda token: run_learn_command(command, token))
+        task.signals.progress.connect(self._show_progress)
+        task.signals.result.connect(self.show_report)
+        task.signals.cancelled.connect(
             lambda: self.status.setText(
                 "Stopped. Learn again with the same edits to go on from the last pass."
             )
         )
-        self.task.signals.finished.connect(self._finished)
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
-        self.progress.show()
         self.summary.clear()
         self.skipped.hide()
         self.status.setText("Reading your edits…")
-        workers.start(self.task)
-
-    def cancel(self) -> None:
-        if self.task is not None:
-            self.task.token.cancel()
-
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self.cancel()  # closing the dialog stops the run: no training left behind unseen
-        super().closeEvent(event)
-
-    def reject(self) -> None:  # Esc
-        self.cancel()
-        super().reject()
-
-    def _finished(self) -> None:
-        self.task = None
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self.progress.hide()
+        self.run_task(task)
 
     def _show_progress(self, done: int, total: int, stage: str) -> None:
         self.progress.setRange(0, max(total, 0))
@@ -226,58 +200,34 @@ def learn_command(
 
 
 def run_learn_command(command: list[str], token: workers.Token) -> dict:
-    """Run `viml learn … --json --progress` (cancellable: the child is terminated); its report, or for
-    too few usable pairs its error with the skips. Both pipes are read on threads: the JSON can outgrow
-    a pipe's buffer, and the progress bars never stop coming."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-    )
-    output: list[bytes] = []
+    """Run `viml learn … --json --progress` (workers.run_child: cancellable); its report, or for too few
+    usable pairs its error with the skips. Its progress bars become the task's progress."""
     errors = ProgressReader()
-    readers = [threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True),
-               threading.Thread(target=errors.read, args=(process.stderr,), daemon=True)]  # fmt: skip
-    for reader in readers:
-        reader.start()
     shown = None
-    try:
-        while process.poll() is None:
-            if errors.latest is not None and errors.latest != shown:
-                shown = errors.latest
-                token.progress(shown[1], shown[2], shown[0])  # raises Cancelled once cancelled
-            token.checkpoint()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=0.2)
-    except workers.Cancelled:
-        process.terminate()
-        process.wait()
-        raise
-    for reader in readers:
-        reader.join()
-    text = b"".join(output).decode("utf-8", "replace").strip()
+
+    def show_progress() -> None:
+        nonlocal shown
+        if errors.latest is not None and errors.latest != shown:
+            shown = errors.latest
+            token.progress(shown[1], shown[2], shown[0])  # raises Cancelled once cancelled
+
+    returncode, output = workers.run_child(command, token, errors.feed, show_progress)
+    text = output.decode("utf-8", "replace").strip()
     with contextlib.suppress(ValueError, IndexError):
         report = json.loads(text.splitlines()[-1])
-        if isinstance(report, dict) and (process.returncode == 0 or "error" in report):
+        if isinstance(report, dict) and (returncode == 0 or "error" in report):
             return report
-    problem = errors.last_line() or f"viml learn stopped (exit status {process.returncode})"
+    problem = errors.last_line() or f"viml learn stopped (exit status {returncode})"
     raise UserFacingError(problem.removeprefix("error: "))
 
 
 class ProgressReader:
-    """Reads a child's stderr: the latest tqdm bar as (stage, done, total), and its last other line (the
-    error message, when the child fails)."""
+    """A child's stderr, piece by piece (`feed`): the latest tqdm bar as (stage, done, total), and its
+    last other line (the error message, when the child fails)."""
 
     def __init__(self) -> None:
         self.latest: tuple[str, int, int] | None = None
         self.lines: list[str] = []
-
-    def read(self, stream) -> None:
-        pending = ""
-        for chunk in iter(lambda: stream.read1(4096), b""):
-            pending += chunk.decode("utf-8", "replace")
-            *pieces, pending = re.split(r"[\r\n]", pending)
-            for piece in pieces:
-                self.feed(piece)
-        self.feed(pending)
 
     def feed(self, piece: str) -> None:
         bar = _BAR.search(piece)

@@ -9,7 +9,10 @@ and their results dropped, so a stale answer never overwrites a fresh one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
+import subprocess
 import threading
 import traceback
 from collections.abc import Callable
@@ -190,3 +193,50 @@ class LatestOnly(QObject):
         self._running -= 1
         if self._running == 0 and not self._timer.isActive():
             self.busy.emit(False)
+
+
+def run_child(
+    command: list[str],
+    token: Token,
+    on_line: Callable[[str], object] | None = None,
+    on_tick: Callable[[], object] | None = None,
+) -> tuple[int, bytes]:
+    """Run `command` in a child process from a task: (exit status, its stdout). Cancellable: at the
+    token's cancel the child is terminated and waited for, and Cancelled raised. Its stderr goes to
+    `on_line` piece by piece (split at carriage returns too: progress bars redraw with them), and
+    `on_tick()` runs every 0.2 s on the task's thread. Both pipes are read on threads of their own: a
+    child that fills a pipe nobody reads blocks for good."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    output: list[bytes] = []
+
+    def read_errors() -> None:
+        pending = ""
+        for chunk in iter(lambda: process.stderr.read1(4096), b""):
+            pending += chunk.decode("utf-8", "replace")
+            *pieces, pending = re.split(r"[\r\n]", pending)
+            for piece in pieces:
+                if on_line is not None:
+                    on_line(piece)
+        if on_line is not None and pending:
+            on_line(pending)
+
+    readers = [threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True),
+               threading.Thread(target=read_errors, daemon=True)]  # fmt: skip
+    for reader in readers:
+        reader.start()
+    try:
+        while process.poll() is None:
+            if on_tick is not None:
+                on_tick()
+            token.checkpoint()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=0.2)
+    except Cancelled:
+        process.terminate()
+        process.wait()
+        raise
+    for reader in readers:
+        reader.join()
+    return process.returncode, b"".join(output)

@@ -8,6 +8,7 @@ import os
 
 import pytest
 from PySide6.QtWidgets import QMenu
+from test_desktop_editor import make_window
 from test_learn_train import COUNT, World, make_world, write_edit
 from viml.core.processes import descendants
 from viml.desktop.backend import VIML_COMMAND
@@ -114,14 +115,7 @@ def test_progress_reader_and_command():
 
 
 def test_the_tools_menu_opens_it_and_a_new_default_is_used(qtbot, monkeypatch, tmp_path):
-    from viml.desktop.main_window import MainWindow
-
-    settings = AppSettings()
-    settings.catalog = str(tmp_path / "catalog.sqlite")
-    window = MainWindow(settings, audio_device="no-such-device-xyz")
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(window.is_idle, timeout=20000)
+    window = make_window(qtbot, tmp_path)
     actions = [a.text() for menu in window.menuBar().findChildren(QMenu) for a in menu.actions()]
     assert "Learn from my edits…" in actions
     dialog = window.open_learn()
@@ -142,19 +136,11 @@ def test_closing_the_window_ends_the_dialogs_child_processes(qtbot, monkeypatch,
     unseen (before, closing the window left both going)."""
     import sys
 
-    from viml.desktop import dialogs, learn_dialog
-    from viml.desktop.main_window import MainWindow
+    from viml.desktop import backend
 
-    waiting = [sys.executable, "-c", "import time; time.sleep(120)"]  # a child that outlives any test
-    monkeypatch.setattr(learn_dialog, "learn_command", lambda *args: waiting)
-    real_popen = dialogs.subprocess.Popen
-    monkeypatch.setattr(dialogs.subprocess, "Popen", lambda command, **kw: real_popen(waiting, **kw))
-    settings = AppSettings()
-    settings.catalog = str(tmp_path / "catalog.sqlite")
-    window = MainWindow(settings, audio_device="no-such-device-xyz")
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(window.is_idle, timeout=20000)
+    # Both dialogs' commands start with VIML_COMMAND: a child that outlives any test (its arguments unread).
+    monkeypatch.setattr(backend, "VIML_COMMAND", [sys.executable, "-c", "import time; time.sleep(120)"])
+    window = make_window(qtbot, tmp_path)
     before = set(descendants(os.getpid()).items())
     learning = window.open_learn()
     learning.add_sources([str(tmp_path)])
